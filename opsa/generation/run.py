@@ -1,0 +1,48 @@
+"""The generate stage: a model's responses to a prompt set, with their token ids."""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+from opsa.contexts.placement import render_prompt
+from opsa.generation.engine import SamplingParams
+from opsa.generation.hf import HFGenerator
+from opsa.records import read_jsonl, require_columns, write_jsonl
+
+log = logging.getLogger(__name__)
+
+
+def generate_responses(
+    model_dir: str | Path,
+    prompts_path: str | Path,
+    out_path: str | Path,
+    params: SamplingParams,
+    trust_remote_code: bool = False,
+) -> None:
+    rows = read_jsonl(prompts_path)
+    require_columns(rows, ["id", "prompt"], prompts_path)
+    generator = HFGenerator.from_dir(model_dir, trust_remote_code)
+    generator.desc = f"generate {Path(prompts_path).stem}"
+    texts = [render_prompt(generator.tokenizer, row["prompt"]) for row in rows]
+    start = time.perf_counter()
+    completions = generator.generate(texts, params)
+    seconds = time.perf_counter() - start
+    out = []
+    for row, samples in zip(rows, completions, strict=True):
+        for k, c in enumerate(samples):
+            out.append(
+                {
+                    "id": row["id"],
+                    "sample": k,
+                    "prompt": row["prompt"],
+                    "response": c.text,
+                    "token_ids": c.token_ids,
+                    "finish_reason": c.finish_reason,
+                }
+            )
+    write_jsonl(out_path, out)
+    tokens = sum(len(r["token_ids"]) for r in out)
+    log.info("%d responses, %d tokens in %.1f s (%.1f tokens/s)", len(out), tokens, seconds,
+             tokens / max(seconds, 1e-9))

