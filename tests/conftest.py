@@ -9,9 +9,10 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = ROOT.parent / "shared" / "data"
-MODEL_CACHE = Path(
-    os.environ.get("OPSA_TEST_CACHE", Path.home() / ".cache" / "opsa-tests")
-) / "smollm2-135m-instruct"
+MODEL_CACHE = (
+    Path(os.environ.get("OPSA_TEST_CACHE", Path.home() / ".cache" / "opsa-tests"))
+    / "smollm2-135m-instruct"
+)
 
 
 @pytest.fixture(scope="session")
@@ -31,3 +32,16 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip("../shared/data is not present")
     return SHARED_DATA
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--slow", action="store_true", help="also run the end-to-end tests")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if config.getoption("--slow"):
+        return
+    skip = pytest.mark.skip(reason="end-to-end test: run with --slow")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip)

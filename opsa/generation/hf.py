@@ -25,9 +25,7 @@ class HFGenerator:
 
     def _encode(self, texts: list[str]) -> dict[str, torch.Tensor]:
         self.tokenizer.padding_side = "left"
-        return self.tokenizer(
-            texts, return_tensors="pt", padding=True, add_special_tokens=False
-        )
+        return self.tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False)
 
     @torch.inference_mode()
     def generate(self, prompts: list[str], params: SamplingParams) -> list[list[Completion]]:
@@ -58,7 +56,9 @@ class HFGenerator:
         end = next((k for k, t in enumerate(ids) if t in eos), None)
         kept = ids if end is None else ids[:end]
         text = self.tokenizer.decode(kept, skip_special_tokens=True)
-        return Completion(text=text, token_ids=kept, finish_reason="length" if end is None else "stop")
+        return Completion(
+            text=text, token_ids=kept, finish_reason="length" if end is None else "stop"
+        )
 
     def _eos_ids(self) -> set[int]:
         ids = self.model.generation_config.eos_token_id

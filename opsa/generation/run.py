@@ -44,5 +44,10 @@ def generate_responses(
             )
     write_jsonl(out_path, out)
     tokens = sum(len(r["token_ids"]) for r in out)
-    log.info("%d responses, %d tokens in %.1f s (%.1f tokens/s)", len(out), tokens, seconds,
-             tokens / max(seconds, 1e-9))
+    log.info(
+        "%d responses, %d tokens in %.1f s (%.1f tokens/s)",
+        len(out),
+        tokens,
+        seconds,
+        tokens / max(seconds, 1e-9),
+    )

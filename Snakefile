@@ -1,0 +1,34 @@
+from snakemake.utils import min_version, validate
+
+min_version("9.0")
+
+
+configfile: "config.yaml"
+
+
+validate(config, "workflow/schemas/config.schema.yaml")
+
+
+report: "workflow/report/workflow.rst"
+
+
+wildcard_constraints:
+    model=r"[A-Za-z0-9_.\-]+",
+    variant=r"[A-Za-z0-9_\-]+",
+    dataset=r"[A-Za-z0-9_\-]+",
+    judge=r"[A-Za-z0-9_\-]+",
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/models.smk"
+include: "workflow/rules/data.smk"
+include: "workflow/rules/generate.smk"
+include: "workflow/rules/judge.smk"
+include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/report.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        final_outputs,

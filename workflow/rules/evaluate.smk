@@ -1,0 +1,27 @@
+rule evaluate:
+    input:
+        unpack(evaluate_inputs),
+    output:
+        "results/eval/{model}/{variant}/{dataset}.json",
+    log:
+        "logs/evaluate/{model}/{variant}/{dataset}.log",
+    conda:
+        "../../envs/opsa.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    params:
+        role=lambda wc: config["datasets"][wc.dataset]["role"],
+        answer_type=lambda wc: config["datasets"][wc.dataset].get(
+            "answer_type", "number"
+        ),
+        judgments=lambda wc, input: input.get("judgments", "none"),
+        bootstrap=config["evaluation"]["bootstrap"],
+        seed=config["seed"],
+    shell:
+        "python -m opsa evaluate --role {params.role} --prompts {input.prompts} "
+        "--generations {input.generations} --judgments {params.judgments} "
+        "--answer-type {params.answer_type} --model {wildcards.model} "
+        "--variant {wildcards.variant} --dataset {wildcards.dataset} "
+        "--bootstrap {params.bootstrap} --seed {params.seed} --out {output} > {log} 2>&1"

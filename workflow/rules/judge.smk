@@ -1,0 +1,50 @@
+rule judge:
+    input:
+        generations="results/generations/{model}/{variant}/{dataset}.jsonl",
+        judge_model=lambda wc: judge_model_dirs(wc.judge),
+    output:
+        "results/judgments/{model}/{variant}/{dataset}.{judge}.jsonl",
+    log:
+        "logs/judge/{model}/{variant}/{dataset}.{judge}.log",
+    benchmark:
+        "benchmarks/judge/{model}/{variant}/{dataset}.{judge}.tsv"
+    conda:
+        "../../envs/opsa.yaml"
+    threads: 2
+    resources:
+        mem_mb=8000,
+        runtime=60,
+    params:
+        spec=lambda wc: as_json(config["judges"][wc.judge]),
+        judge_model=lambda wc, input: input.judge_model or "none",
+    shell:
+        "python -m opsa judge --generations {input.generations} --judge {wildcards.judge} "
+        "--spec {params.spec:q} --judge-model {params.judge_model} --out {output} > {log} 2>&1"
+
+
+rule validate_judge:
+    input:
+        labelled=config["judge_validation"]["files"],
+        judge_model=lambda wc: judge_model_dirs(wc.judge),
+    output:
+        report(
+            "results/judge_validation/{judge}.json",
+            caption="../report/judge_validation.rst",
+            category="Judges",
+        ),
+    log:
+        "logs/validate_judge/{judge}.log",
+    benchmark:
+        "benchmarks/validate_judge/{judge}.tsv"
+    conda:
+        "../../envs/opsa.yaml"
+    threads: 2
+    resources:
+        mem_mb=8000,
+        runtime=60,
+    params:
+        spec=lambda wc: as_json(config["judges"][wc.judge]),
+        judge_model=lambda wc, input: input.judge_model or "none",
+    shell:
+        "python -m opsa validate-judge --labelled {input.labelled:q} --judge {wildcards.judge} "
+        "--spec {params.spec:q} --judge-model {params.judge_model} --out {output} > {log} 2>&1"

@@ -1,0 +1,17 @@
+rule prepare_model:
+    output:
+        directory("results/models/{model}/base"),
+    log:
+        "logs/prepare_model/{model}.log",
+    benchmark:
+        "benchmarks/prepare_model/{model}.tsv"
+    conda:
+        "../../envs/opsa.yaml"
+    threads: 2
+    resources:
+        mem_mb=8000,
+        runtime=60,
+    params:
+        spec=lambda wc: as_json(config["models"][wc.model]),
+    shell:
+        "python -m opsa prepare-model --spec {params.spec:q} --out {output} > {log} 2>&1"
