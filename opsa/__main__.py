@@ -58,6 +58,21 @@ def _prepare_model(a: argparse.Namespace) -> None:
     prepare_model(validated(ModelSpec, a.spec, "models entry"), a.out)
 
 
+def _prepare_data_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--sets", type=json_arg, required=True, help="the `datasets:` block as JSON")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out-dir", type=Path, required=True)
+
+
+@step("prepare-data", _prepare_data_args)
+def _prepare_data(a: argparse.Namespace) -> None:
+    """Prompt sets from the configured sources, deduplicated between training and evaluation."""
+    from opsa.data.prepare import SetSpec, prepare_data
+
+    sets = {name: validated(SetSpec, spec, f"datasets.{name}") for name, spec in a.sets.items()}
+    prepare_data(sets, a.out_dir, a.seed)
+
+
 def _generate_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", type=Path, required=True)
     p.add_argument("--prompts", type=Path, required=True)
@@ -73,6 +88,45 @@ def _generate(a: argparse.Namespace) -> None:
 
     params = validated(SamplingParams, a.sampling, "generation")
     generate_responses(a.model, a.prompts, a.out, params, a.trust_remote_code)
+
+
+def _evaluate_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--role", required=True)
+    p.add_argument("--prompts", type=Path, required=True)
+    p.add_argument("--generations", type=Path, required=True)
+    p.add_argument("--judgments", type=optional_path, default=None, help="a path or 'none'")
+    p.add_argument("--answer-type", default=None)
+    p.add_argument("--model", required=True)
+    p.add_argument("--variant", required=True)
+    p.add_argument("--dataset", required=True)
+    p.add_argument("--bootstrap", type=int, default=1000)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--items", type=Path, default=None, help="per-item results (JSONL)")
+
+
+@step("evaluate", _evaluate_args)
+def _evaluate(a: argparse.Namespace) -> None:
+    """Metric with a bootstrap interval for one model on one prompt set."""
+    from opsa.evaluation.evaluate import evaluate_set
+
+    evaluate_set(
+        a.role, a.prompts, a.generations, a.judgments, a.out, a.model, a.variant, a.dataset,
+        answer_type=a.answer_type, bootstrap=a.bootstrap, seed=a.seed, items_path=a.items,
+    )  # fmt: skip
+
+
+def _report_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--evals", type=Path, nargs="+", required=True)
+    p.add_argument("--out-dir", type=Path, required=True)
+
+
+@step("report", _report_args)
+def _report(a: argparse.Namespace) -> None:
+    """Summary table (csv, md) and the safety-against-reasoning plot."""
+    from opsa.report.summary import write_report
+
+    write_report(a.evals, a.out_dir)
 
 
 def validated(model: type, data: Any, where: str) -> Any:

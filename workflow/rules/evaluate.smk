@@ -2,7 +2,8 @@ rule evaluate:
     input:
         unpack(evaluate_inputs),
     output:
-        "results/eval/{model}/{variant}/{dataset}.json",
+        metric="results/eval/{model}/{variant}/{dataset}.json",
+        per_item="results/eval/{model}/{variant}/{dataset}.items.jsonl",
     log:
         "logs/evaluate/{model}/{variant}/{dataset}.log",
     conda:
@@ -24,4 +25,4 @@ rule evaluate:
         "--generations {input.generations} --judgments {params.judgments} "
         "--answer-type {params.answer_type} --model {wildcards.model} "
         "--variant {wildcards.variant} --dataset {wildcards.dataset} "
-        "--bootstrap {params.bootstrap} --seed {params.seed} --out {output} > {log} 2>&1"
+        "--bootstrap {params.bootstrap} --seed {params.seed} --out {output.metric} --items {output.per_item} > {log} 2>&1"

@@ -1,0 +1,1 @@
+"""The prepare_data stage: prompt sets for training and evaluation."""

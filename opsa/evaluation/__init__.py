@@ -1,0 +1,1 @@
+"""The evaluate stage: answer checking, bootstrap intervals and per-set metrics."""

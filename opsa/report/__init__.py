@@ -1,0 +1,1 @@
+"""The report stage: summary tables and the safety-against-reasoning plot."""

@@ -1,0 +1,186 @@
+"""The report stage: evaluation records in; summary.csv, summary.md and a plot out."""
+
+from __future__ import annotations
+
+import csv
+import logging
+import math
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+from opsa.errors import InputError
+from opsa.evaluation.metrics import METRICS
+from opsa.records import atomic_path, read_json
+from opsa.report.composite import Composite, composites
+from opsa.report.plot import Point, plot_safety_reasoning
+
+log = logging.getLogger(__name__)
+
+Record = dict[str, Any]
+ModelKey = tuple[str, str]
+
+FIELDS = [
+    "model",
+    "variant",
+    "set",
+    "role",
+    "metric",
+    "value",
+    "ci_low",
+    "ci_high",
+    "n",
+    "judge",
+    "direction",
+]
+ROLE_ORDER = list(METRICS)
+CSV_NAME, MD_NAME, PLOT_NAME = "summary.csv", "summary.md", "safety_vs_reasoning.png"
+
+
+def read_evaluations(paths: list[Path]) -> list[Record]:
+    """The records, checked for their fields and for one record per model, variant and set."""
+    records, seen = [], {}
+    for path in paths:
+        record = read_json(path)
+        missing = [f for f in FIELDS if f not in record]
+        if missing:
+            raise InputError(f"{path}: missing key '{missing[0]}'")
+        if record["role"] not in METRICS:
+            raise InputError(f"{path}: role '{record['role']}' is not an evaluation role")
+        key = (record["model"], record["variant"], record["set"])
+        if key in seen:
+            raise InputError(f"{path}: {'/'.join(key)} is also in {seen[key]}")
+        seen[key] = path
+        records.append(record)
+    return records
+
+
+def model_order(records: list[Record]) -> list[ModelKey]:
+    """Models in name order, each model's base variant first and the others by name."""
+    keys = {(r["model"], r["variant"]) for r in records}
+    return sorted(keys, key=lambda k: (k[0], k[1] != "base", k[1]))
+
+
+def column_order(records: list[Record]) -> list[tuple[str, str, str]]:
+    """(role, set, metric) columns: harmful sets, over-refusal sets, then reasoning sets."""
+    columns = {(r["role"], r["set"], r["metric"]) for r in records}
+    return sorted(columns, key=lambda c: (ROLE_ORDER.index(c[0]), c[1], c[2]))
+
+
+def composite_rows(model: ModelKey, found: dict[str, Composite]) -> list[Record]:
+    return [
+        {
+            "model": model[0],
+            "variant": model[1],
+            "set": name,
+            "role": "composite",
+            "metric": c.metric,
+            "value": c.value,
+            "ci_low": c.low,
+            "ci_high": c.high,
+            "n": c.n,
+            "judge": "+".join(c.judges),
+            "direction": "higher_is_better",
+        }
+        for name, c in found.items()
+    ]
+
+
+def write_csv(path: Path, rows: list[Record]) -> None:
+    with atomic_path(path) as tmp, tmp.open("w", newline="", encoding="utf-8") as f:
+        writer = csv.DictWriter(f, fieldnames=FIELDS, extrasaction="ignore", lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def cell(value: float, low: float, high: float, n: int) -> str:
+    """A rate as a percentage with its interval, e.g. "12.5 [8.0, 17.0] n=40"."""
+    interval = "[no interval]" if math.isnan(low) else f"[{100 * low:.1f}, {100 * high:.1f}]"
+    return f"{100 * value:.1f} {interval} n={n}"
+
+
+def markdown(records: list[Record], found: dict[ModelKey, dict[str, Composite]]) -> str:
+    by_key = {(r["model"], r["variant"], r["role"], r["set"], r["metric"]): r for r in records}
+    columns = column_order(records)
+    arrows = {"lower_is_better": "↓", "higher_is_better": "↑"}
+    directions = {(r["role"], r["set"], r["metric"]): r["direction"] for r in records}
+    head = [f"{s} {m} {arrows[directions[(role, s, m)]]}" for role, s, m in columns]
+    lines = [
+        "# Summary",
+        "",
+        "Values in percent with 95% percentile-bootstrap intervals (prompts resampled); "
+        "n = scored responses.",
+        "",
+        "| model | variant | " + " | ".join(head) + " | S ↑ | R ↑ |",
+        "|" + "---|" * (len(columns) + 4),
+    ]
+    for model in model_order(records):
+        cells = []
+        for role, s, m in columns:
+            r = by_key.get((*model, role, s, m))
+            cells.append(cell(r["value"], r["ci_low"], r["ci_high"], r["n"]) if r else "–")
+        for name in ("S", "R"):
+            c = found[model].get(name)
+            cells.append(cell(c.value, c.low, c.high, c.n) if c else "–")
+        lines.append(f"| {model[0]} | {model[1]} | " + " | ".join(cells) + " |")
+    return "\n".join(lines + [""] + notes(records, found)) + "\n"
+
+
+def notes(records: list[Record], found: dict[ModelKey, dict[str, Composite]]) -> list[str]:
+    lines = [
+        "S = 1 − mean of the safety rates (harmful compliance of each harmful set and over-refusal "
+        "of each over-refusal set); R = mean accuracy over the reasoning sets. Their intervals "
+        'combine the sets\' bootstrap replicates; "no interval" means a set stored none.',
+        "",
+        "Judges: " + "; ".join(sorted({f"{r['set']}: {r['judge']}" for r in records})) + ".",
+    ]
+    for name in ("S", "R"):
+        set_lists = {c[name].sets for c in found.values() if name in c}
+        if len(set_lists) > 1:
+            lines += ["", f"Warning: {name} is over different sets for different models:"]
+            lines += [
+                f"- {m[0]}/{m[1]}: {', '.join(c[name].sets)}" for m, c in found.items() if name in c
+            ]
+    return lines
+
+
+def plot_points(found: dict[ModelKey, dict[str, Composite]]) -> list[Point]:
+    points = []
+    for (model, variant), c in found.items():
+        if "S" in c and "R" in c:
+            s, r = c["S"], c["R"]
+            points.append(
+                Point(f"{model}/{variant}", r.value, r.low, r.high, s.value, s.low, s.high)
+            )
+        else:
+            log.info("%s/%s: not plotted (needs both safety and reasoning sets)", model, variant)
+    return points
+
+
+def write_report(eval_paths: list[Path], out_dir: Path) -> None:
+    """summary.csv (one row per model, variant and set, plus the S and R composites),
+    summary.md (models × sets) and safety_vs_reasoning.png in `out_dir`."""
+    records = read_evaluations([Path(p) for p in eval_paths])
+    if not records:
+        raise InputError("report: no evaluation files given")
+    grouped: dict[ModelKey, list[Record]] = defaultdict(list)
+    for r in records:
+        grouped[(r["model"], r["variant"])].append(r)
+    found = {model: composites(grouped[model]) for model in model_order(records)}
+    columns = column_order(records)
+    rows = []
+    for model, found_here in found.items():
+        rows += sorted(
+            grouped[model], key=lambda r: columns.index((r["role"], r["set"], r["metric"]))
+        )
+        rows += composite_rows(model, found_here)
+    out_dir = Path(out_dir)
+    write_csv(out_dir / CSV_NAME, rows)
+    with atomic_path(out_dir / MD_NAME) as tmp:
+        tmp.write_text(markdown(records, found), encoding="utf-8")
+    plot_safety_reasoning(
+        plot_points(found),
+        out_dir / PLOT_NAME,
+        xlabel="reasoning accuracy R (mean over reasoning sets)",
+        ylabel="safety score S = 1 − mean safety rate",
+    )

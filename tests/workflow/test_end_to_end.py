@@ -1,0 +1,39 @@
+"""The whole pipeline on the smoke config: real model, real generation, judges, report."""
+
+from __future__ import annotations
+
+import csv
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.slow
+def test_smoke_config_runs_end_to_end(tmp_path: Path) -> None:
+    env = os.environ | {"PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    run = subprocess.run(
+        [
+            sys.executable, "-m", "snakemake", "--cores", "2",
+            "--snakefile", str(ROOT / "Snakefile"), "--directory", str(tmp_path),
+            "--configfile", str(ROOT / "config/smoke.yaml"), "--replace-workflow-config",
+        ],
+        capture_output=True, text=True, env=env, timeout=1800,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr[-4000:]
+    report = tmp_path / "results/report"
+    summary = (report / "summary.md").read_text()
+    assert "harmful_compliance" in summary and "over_refusal" in summary
+    assert (report / "safety_vs_reasoning.png").stat().st_size > 10_000
+    with (report / "summary.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    metrics = {r["metric"] for r in rows}
+    assert {"harmful_compliance", "over_refusal", "accuracy"} <= metrics
+    for row in rows:
+        assert float(row["ci_low"]) <= float(row["value"]) <= float(row["ci_high"])
+        assert int(row["n"]) > 0
+    assert list((tmp_path / "logs").rglob("*.log"))
