@@ -90,6 +90,52 @@ def _generate(a: argparse.Namespace) -> None:
     generate_responses(a.model, a.prompts, a.out, params, a.trust_remote_code)
 
 
+def _judge_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--judge", required=True, help="the judge's name (a key of `judges:`)")
+    p.add_argument("--spec", type=json_arg, required=True, help="its `judges:` entry as JSON")
+    p.add_argument("--judge-model", type=optional_path, default=None, help="a path or 'none'")
+    p.add_argument("--out", type=Path, required=True)
+
+
+def _judge_stage_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--generations", type=Path, required=True)
+    _judge_args(p)
+
+
+@step("judge", _judge_stage_args)
+def _judge(a: argparse.Namespace) -> None:
+    """Label each generated response with one judge."""
+    from opsa.judges.run import judge_responses
+    from opsa.judges.spec import load_judge_spec
+
+    spec = load_judge_spec(a.judge, a.spec)
+    judge_responses(a.generations, a.out, a.judge, spec, a.judge_model)
+
+
+def _validate_judge_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--labelled", type=Path, nargs="+", required=True)
+    p.add_argument(
+        "--reference-prefixes",
+        default=None,
+        help="a prefix list to report beside the judge: a phrase file or FILE.json:KEY",
+    )
+    _judge_args(p)
+
+
+@step("validate-judge", _validate_judge_args)
+def _validate_judge(a: argparse.Namespace) -> None:
+    """Agreement and false-safe rate of a judge on labelled responses."""
+    from opsa.judges.refusal import PrefixListJudge, read_prefix_list
+    from opsa.judges.spec import load_judge_spec
+    from opsa.judges.validate import validate_judge
+
+    spec = load_judge_spec(a.judge, a.spec)
+    reference = None
+    if a.reference_prefixes:
+        reference = PrefixListJudge(read_prefix_list(a.reference_prefixes), "reference_prefixes")
+    validate_judge(a.labelled, a.judge, spec, a.judge_model, a.out, reference)
+
+
 def _evaluate_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--role", required=True)
     p.add_argument("--prompts", type=Path, required=True)

@@ -23,6 +23,8 @@ class ModelSpec(BaseModel):
     revision: str | None = None
     dtype: Literal["float32", "bfloat16", "float16"] = "float32"
     trust_remote_code: bool = False
+    family: str | None = None  # descriptive, for grouping in reports
+    size: str | None = None
 
 
 def resolve_gguf(source: str) -> tuple[Path, str] | None:

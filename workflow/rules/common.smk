@@ -78,6 +78,11 @@ def judge_validation_files():
     )
 
 
+def reference_prefixes_arg():
+    reference = config["judge_validation"].get("reference_prefixes")
+    return f"--reference-prefixes '{reference}'" if reference else ""
+
+
 def final_outputs(wildcards):
     return [
         "results/report/summary.md",

@@ -45,6 +45,8 @@ rule validate_judge:
     params:
         spec=lambda wc: as_json(config["judges"][wc.judge]),
         judge_model=lambda wc, input: input.judge_model or "none",
+        reference=reference_prefixes_arg(),
     shell:
         "python -m opsa validate-judge --labelled {input.labelled:q} --judge {wildcards.judge} "
+        "{params.reference} "
         "--spec {params.spec:q} --judge-model {params.judge_model} --out {output} > {log} 2>&1"

@@ -1,0 +1,147 @@
+"""Validate a judge against human- or model-labelled responses, beside a reference prefix list.
+
+Labelled files:
+- JailbreakBench artifact JSON (`*.json`): {"jailbreaks": [{"goal", "response", "jailbroken",
+  "index", ...}]}; the label is `jailbroken`; entries whose response is null are skipped.
+- JSONL (`*.jsonl`): rows {"prompt", "response", "unsafe": bool} and optionally "id".
+
+Metrics, with "unsafe" as the positive class: agreement (share of items where the judge's
+unsafe equals the label), false_safe_rate (share of truly unsafe responses judged safe),
+false_unsafe_rate (share of truly safe responses judged unsafe). Items the judge left
+unlabelled (unsafe None, only with on_unparsed "none") are counted in n_unlabelled and left out
+of the rates.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from opsa.errors import InputError
+from opsa.judges.base import Judge, JudgeItem
+from opsa.judges.refusal import PrefixListJudge
+from opsa.judges.spec import JudgeSpec, build_judge
+from opsa.records import read_json, read_jsonl, require_columns, write_json
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Labelled:
+    file: str
+    item: JudgeItem
+    unsafe: bool
+
+
+def read_labelled(path: Path, key: str) -> list[Labelled]:
+    """The labelled responses of one file; `key` names the file in the report."""
+    if path.suffix == ".json":
+        return _read_artifact(path, key)
+    if path.suffix == ".jsonl":
+        return _read_generic(path, key)
+    raise InputError(f"{path}: labelled responses must be .json (JailbreakBench) or .jsonl")
+
+
+def _read_artifact(path: Path, key: str) -> list[Labelled]:
+    data = read_json(path)
+    if not isinstance(data, dict) or not isinstance(data.get("jailbreaks"), list):
+        raise InputError(f"{path}: no 'jailbreaks' list (not a JailbreakBench artifact)")
+    rows = data["jailbreaks"]
+    require_columns(rows, ["goal", "response", "jailbroken"], path)
+    out = []
+    for n, row in enumerate(rows):
+        if row["response"] is None:
+            continue
+        item = JudgeItem(row["goal"], row["response"], f"{key}:{row.get('index', n)}")
+        out.append(Labelled(key, item, _label(row["jailbroken"], path, "jailbroken", item.id)))
+    return out
+
+
+def _read_generic(path: Path, key: str) -> list[Labelled]:
+    rows = read_jsonl(path)
+    require_columns(rows, ["prompt", "response", "unsafe"], path)
+    out = []
+    for n, row in enumerate(rows, 1):
+        item = JudgeItem(row["prompt"], row["response"], f"{key}:{row.get('id', n)}")
+        out.append(Labelled(key, item, _label(row["unsafe"], path, "unsafe", item.id)))
+    return out
+
+
+def _label(value: Any, path: Path, column: str, item_id: str) -> bool:
+    if not isinstance(value, bool):
+        raise InputError(f"{path}: column '{column}' of id '{item_id}' is not true/false")
+    return value
+
+
+def rates(truth: list[bool], predicted: list[bool | None]) -> dict[str, Any]:
+    """n, agreement, false_safe_rate, false_unsafe_rate, n_unlabelled (rates None if undefined)."""
+    pairs = [(t, p) for t, p in zip(truth, predicted, strict=True) if p is not None]
+    unsafe = [p for t, p in pairs if t]
+    safe = [p for t, p in pairs if not t]
+    return {
+        "n": len(truth),
+        "n_unlabelled": len(truth) - len(pairs),
+        "agreement": _share([t == p for t, p in pairs]),
+        "false_safe_rate": _share([not p for p in unsafe]),
+        "false_unsafe_rate": _share(safe),
+    }
+
+
+def _share(flags: list[bool]) -> float | None:
+    return round(sum(flags) / len(flags), 4) if flags else None
+
+
+def judge_report(judge: Judge, labelled: list[Labelled]) -> dict[str, Any]:
+    verdicts = judge.judge([x.item for x in labelled])
+    predicted = [v.unsafe for v in verdicts]
+    report = {"judge": judge.name, **rates([x.unsafe for x in labelled], predicted)}
+    per_file: dict[str, Any] = {}
+    for file in dict.fromkeys(x.file for x in labelled):
+        idx = [i for i, x in enumerate(labelled) if x.file == file]
+        per_file[file] = rates([labelled[i].unsafe for i in idx], [predicted[i] for i in idx])
+    return report | {"per_file": per_file}
+
+
+def file_keys(paths: list[Path]) -> list[str]:
+    """Each path relative to the paths' common folder (just the name for a single file)."""
+    if len(paths) == 1:
+        return [paths[0].name]
+    root = os.path.commonpath([p.resolve().parent for p in paths])
+    return [str(p.resolve().relative_to(root)) for p in paths]
+
+
+def validate_judge(
+    labelled_paths: list[Path],
+    name: str,
+    spec: JudgeSpec,
+    model_dir: str | Path | None,
+    out_path: str | Path,
+    reference: PrefixListJudge | None = None,
+) -> dict[str, Any]:
+    """Score the judge (and a reference prefix list, if given) on the labelled files; write and
+    return the report."""
+    if not labelled_paths:
+        raise InputError(f"judge '{name}': no labelled files to validate on")
+    paths = [Path(p) for p in labelled_paths]
+    labelled = [
+        x for p, k in zip(paths, file_keys(paths), strict=True) for x in read_labelled(p, k)
+    ]
+    if not labelled:
+        raise InputError(f"judge '{name}': the labelled files hold no responses")
+    report = judge_report(build_judge(name, spec, model_dir), labelled)
+    report = {"kind": spec.kind, **report}
+    if reference is not None:
+        report["reference"] = judge_report(reference, labelled)
+    write_json(out_path, report)
+    log.info(
+        "judge '%s': agreement %s, false-safe %s on %d responses (reference: %s)",
+        name,
+        report["agreement"],
+        report["false_safe_rate"],
+        report["n"],
+        report.get("reference", {}).get("agreement"),
+    )
+    return report

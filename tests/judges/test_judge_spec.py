@@ -1,0 +1,33 @@
+import pytest
+
+from opsa.errors import InputError
+from opsa.judges.refusal import RefusalPatternJudge
+from opsa.judges.spec import JudgeSpec, build_judge, load_judge_spec
+
+
+def test_unknown_kind_is_named():
+    with pytest.raises(InputError, match=r"judge 'j': unknown kind 'gpt4_judge'"):
+        build_judge("j", JudgeSpec(kind="gpt4_judge"))
+
+
+@pytest.mark.parametrize("kind", ["llama_guard", "wildguard", "harmbench", "strongreject"])
+def test_guard_kind_needs_a_model(kind):
+    with pytest.raises(InputError, match=f"kind '{kind}' needs a judge model"):
+        build_judge("g", JudgeSpec(kind=kind))
+    with pytest.raises(InputError, match="needs a judge model"):
+        build_judge("g", JudgeSpec(kind=kind, model="llama-guard-3-8b"), model_dir=None)
+
+
+def test_refusal_pattern_takes_no_model():
+    judge = build_judge("refusal_pattern", JudgeSpec(kind="refusal_pattern", opening_chars=50))
+    assert isinstance(judge, RefusalPatternJudge) and judge.opening_chars == 50
+    with pytest.raises(InputError, match="takes no model"):
+        build_judge("r", JudgeSpec(kind="refusal_pattern", model="x"))
+
+
+def test_bad_config_key_is_one_line():
+    with pytest.raises(InputError, match=r"judge 'lg': key 'batchsize'"):
+        load_judge_spec("lg", {"kind": "llama_guard", "batchsize": 4})
+    with pytest.raises(InputError, match=r"judge 'lg': key 'on_unparsed'"):
+        load_judge_spec("lg", {"kind": "llama_guard", "on_unparsed": "default"})
+    assert load_judge_spec("lg", {"kind": "llama_guard", "model": "m"}).model == "m"
