@@ -136,6 +136,40 @@ def _validate_judge(a: argparse.Namespace) -> None:
     validate_judge(a.labelled, a.judge, spec, a.judge_model, a.out, reference)
 
 
+def _train_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("method", choices=["opsa", "sft"], help="on-policy distillation, or SFT")
+    p.add_argument("--config", required=True, help="training settings: a JSON file or JSON text")
+    p.add_argument("--model-dir", type=Path, required=True, help="the initial model")
+    p.add_argument("--out-dir", type=Path, required=True)
+    p.add_argument("--work-dir", type=Path, required=True, help="checkpoints for resuming")
+    p.add_argument("--harmful", type=Path, help="opsa: harmful training prompts")
+    p.add_argument("--benign", type=Path, help="opsa: benign training prompts")
+    p.add_argument("--contexts", type=Path, help="opsa: the selected contexts (selected.json)")
+    p.add_argument("--pairs", type=Path, help="sft: (prompt, response) pairs")
+
+
+@step("train", _train_args)
+def _train(a: argparse.Namespace) -> None:
+    """Full-parameter training: OPSA, or SFT for the off-policy and external baselines.
+
+    The same command runs on every GPU under `accelerate launch` (opsa.training.launch)."""
+    from opsa.records import read_json
+    from opsa.training.config import OPSAConfig, SFTConfig, parse_config
+
+    is_file = not a.config.lstrip().startswith("{")
+    data = read_json(a.config) if is_file else json.loads(a.config)
+    where = a.config if is_file else "training"
+    if a.method == "opsa":
+        from opsa.training.onpolicy import train_opsa
+
+        config = parse_config(OPSAConfig, data, where)
+        train_opsa(a.model_dir, a.harmful, a.benign, a.contexts, config, a.out_dir, a.work_dir)
+    else:
+        from opsa.training.sft import train_sft
+
+        train_sft(a.model_dir, a.pairs, parse_config(SFTConfig, data, where), a.out_dir, a.work_dir)
+
+
 def _evaluate_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--role", required=True)
     p.add_argument("--prompts", type=Path, required=True)
@@ -189,6 +223,7 @@ def validated(model: type, data: Any, where: str) -> Any:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="opsa", description=__doc__)
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     sub = parser.add_subparsers(dest="step", required=True)
     for name, (handler, setup) in STEPS.items():
         p = sub.add_parser(name, help=(handler.__doc__ or "").strip() or None)
@@ -198,6 +233,10 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
     try:
         args.handler(args)
     except InputError as e:

@@ -21,7 +21,7 @@ rule evaluate:
         bootstrap=config["evaluation"]["bootstrap"],
         seed=config["seed"],
     shell:
-        "python -m opsa evaluate --role {params.role} --prompts {input.prompts} "
+        "python -m opsa --threads {threads} evaluate --role {params.role} --prompts {input.prompts} "
         "--generations {input.generations} --judgments {params.judgments} "
         "--answer-type {params.answer_type} --model {wildcards.model} "
         "--variant {wildcards.variant} --dataset {wildcards.dataset} "

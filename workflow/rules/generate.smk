@@ -19,6 +19,6 @@ rule generate:
         sampling=lambda wc: sampling_for(wc.dataset),
         trust=lambda wc: config["models"][wc.model]["trust_remote_code"],
     shell:
-        "python -m opsa generate --model {input.model} --prompts {input.prompts} "
+        "python -m opsa --threads {threads} generate --model {input.model} --prompts {input.prompts} "
         "--sampling {params.sampling:q} --trust-remote-code {params.trust} "
         "--out {output} > {log} 2>&1"

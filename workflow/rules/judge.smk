@@ -18,7 +18,7 @@ rule judge:
         spec=lambda wc: as_json(config["judges"][wc.judge]),
         judge_model=lambda wc, input: input.judge_model or "none",
     shell:
-        "python -m opsa judge --generations {input.generations} --judge {wildcards.judge} "
+        "python -m opsa --threads {threads} judge --generations {input.generations} --judge {wildcards.judge} "
         "--spec {params.spec:q} --judge-model {params.judge_model} --out {output} > {log} 2>&1"
 
 
@@ -47,6 +47,6 @@ rule validate_judge:
         judge_model=lambda wc, input: input.judge_model or "none",
         reference=reference_prefixes_arg(),
     shell:
-        "python -m opsa validate-judge --labelled {input.labelled:q} --judge {wildcards.judge} "
+        "python -m opsa --threads {threads} validate-judge --labelled {input.labelled:q} --judge {wildcards.judge} "
         "{params.reference} "
         "--spec {params.spec:q} --judge-model {params.judge_model} --out {output} > {log} 2>&1"

@@ -14,4 +14,4 @@ rule prepare_model:
     params:
         spec=lambda wc: as_json(config["models"][wc.model]),
     shell:
-        "python -m opsa prepare-model --spec {params.spec:q} --out {output} > {log} 2>&1"
+        "python -m opsa --threads {threads} prepare-model --spec {params.spec:q} --out {output} > {log} 2>&1"

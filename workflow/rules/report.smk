@@ -26,4 +26,4 @@ rule report:
         mem_mb=2000,
         runtime=10,
     shell:
-        "python -m opsa report --evals {input:q} --out-dir results/report > {log} 2>&1"
+        "python -m opsa --threads {threads} report --evals {input:q} --out-dir results/report > {log} 2>&1"

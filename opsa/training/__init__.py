@@ -1,0 +1,1 @@
+"""Training stages: OPSA (on-policy self-distillation) and its SFT baselines, full-parameter."""

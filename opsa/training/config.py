@@ -1,0 +1,98 @@
+"""Training settings: one pydantic model per stage; an out-of-range value fails naming its key."""
+
+from __future__ import annotations
+
+from typing import Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from opsa.errors import InputError
+
+
+class TrainConfig(BaseModel):
+    """What every full-parameter run shares: optimiser, schedule, batching, checkpoints."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    seed: int = 0
+    lr: float = Field(1e-5, gt=0.0, le=1.0)
+    weight_decay: float = Field(0.01, ge=0.0)
+    adam_betas: tuple[float, float] = (0.9, 0.999)
+    adam_eps: float = Field(1e-8, gt=0.0)
+    grad_clip: float = Field(1.0, gt=0.0)
+    schedule: Literal["cosine", "constant"] = "cosine"
+    warmup_ratio: float = Field(0.1, ge=0.0, le=1.0, description="cosine: warm-up share")
+    warmup_steps: int = Field(10, ge=0, description="constant: linear warm-up steps")
+    batch_size: int = Field(4, ge=1, description="prompts per optimiser step (paper: 64)")
+    micro_batch_size: int = Field(4, ge=1, description="sequences per forward/backward")
+    epochs: int = Field(1, ge=1, description="passes over the prompts (paper: 3)")
+    max_steps: int | None = Field(None, ge=1, description="stop early after this many steps")
+    drop_last_batch: bool = Field(False, description="skip each epoch's incomplete last batch")
+    checkpoint_every: int = Field(50, ge=1)
+    keep_checkpoints: int = Field(1, ge=1)
+    dtype: Literal["float32", "bfloat16"] = "float32"
+    gradient_checkpointing: bool = False
+    loss_chunk_size: int = Field(256, ge=1, description="token positions per loss chunk")
+    max_prompt_tokens: int = Field(2048, ge=1, description="longer prompts are an error")
+    trust_remote_code: bool = False
+    cpu_threads: int | None = Field(
+        None, ge=1, description="torch CPU threads (1 is fastest on a busy shared machine)"
+    )
+
+    @model_validator(mode="after")
+    def _micro_fits(self) -> TrainConfig:
+        if self.micro_batch_size > self.batch_size:
+            raise ValueError(
+                f"micro_batch_size ({self.micro_batch_size}) exceeds batch_size ({self.batch_size})"
+            )
+        return self
+
+
+class SFTConfig(TrainConfig):
+    """Supervised fine-tuning on (prompt, response) pairs: loss on response tokens only."""
+
+    max_response_tokens: int = Field(1024, ge=1, description="longer responses are cut")
+
+
+class OPSAConfig(TrainConfig):
+    """On-policy self-distillation: rollout, teacher scoring and the per-token divergence."""
+
+    temperature: float = Field(0.6, gt=0.0)
+    top_p: float = Field(1.0, gt=0.0, le=1.0)
+    max_new_tokens: int = Field(32, ge=1)
+    generation_batch_size: int = Field(16, ge=1)
+    divergence: Literal["forward_kl", "reverse_kl", "mixed", "jsd"] = "mixed"
+    mixed_forward_weight: float = Field(0.5, ge=0.0, le=1.0, description="w in w*fwd+(1-w)*rev")
+    jsd_beta: float = Field(0.5, gt=0.0, lt=1.0)
+    estimator: Literal["full", "topk", "topk_tail", "sampled"] = "topk"
+    top_k: int = Field(512, ge=1, description="teacher's top-k for the topk estimators")
+    token_ids: list[int] | None = Field(None, description="restrict the support to these ids")
+    skip_first_tokens: int = Field(0, ge=0)
+    teacher: Literal["base", "ema"] = "base"
+    ema_decay: float = Field(0.99, gt=0.0, lt=1.0)
+    diagnostics_top_tokens: int = Field(50, ge=1)
+
+    @model_validator(mode="after")
+    def _estimator_fits(self) -> OPSAConfig:
+        if self.estimator == "sampled" and self.divergence != "reverse_kl":
+            raise ValueError(
+                "estimator 'sampled' estimates reverse KL only: set divergence: reverse_kl"
+            )
+        if self.estimator == "sampled" and self.token_ids is not None:
+            raise ValueError("token_ids restricts a distribution's support: not with 'sampled'")
+        if self.token_ids is not None and not self.token_ids:
+            raise ValueError("token_ids is empty")
+        return self
+
+
+C = TypeVar("C", bound=TrainConfig)
+
+
+def parse_config(cls: type[C], data: dict, source: str) -> C:
+    """Validate `data` as `cls`; the first problem becomes one InputError line naming its key."""
+    try:
+        return cls.model_validate(data)
+    except ValidationError as e:
+        err = e.errors()[0]
+        key = ".".join(str(p) for p in err["loc"]) or "(config)"
+        raise InputError(f"{source}: {key}: {err['msg']}") from None

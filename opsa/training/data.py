@@ -1,0 +1,67 @@
+"""Training inputs: labelled prompts, the selected contexts, and the seeded order of batches."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from pathlib import Path
+
+from opsa.contexts.placement import Context
+from opsa.errors import InputError
+from opsa.records import read_json, read_jsonl, require_columns
+
+
+@dataclass(frozen=True)
+class PromptItem:
+    id: str
+    prompt: str
+    label: str  # "harmful" | "benign"
+
+
+def load_labelled_prompts(harmful_path: str | Path, benign_path: str | Path) -> list[PromptItem]:
+    """Harmful and benign prompts together; either set empty, or a row labelled against its
+    file, is an InputError."""
+    items = []
+    for label, path in (("harmful", harmful_path), ("benign", benign_path)):
+        rows = read_jsonl(path)
+        if not rows:
+            raise InputError(f"{path}: no {label} prompts (OPSA needs both harmful and benign)")
+        require_columns(rows, ["id", "prompt"], path)
+        for row in rows:
+            if row.get("label", label) != label:
+                raise InputError(
+                    f"{path}: row id {row['id']} is labelled '{row['label']}', expected '{label}'"
+                )
+            items.append(PromptItem(str(row["id"]), row["prompt"], label))
+    return items
+
+
+def load_selected_contexts(path: str | Path) -> tuple[Context, Context | None]:
+    """(c_h, c_b) from the context search's selection; c_b may be null (no benign context)."""
+    data = read_json(path)
+    if not isinstance(data, dict) or not data.get("harmful"):
+        raise InputError(f"{path}: needs a 'harmful' context row")
+    try:
+        harmful = Context.from_row(data["harmful"])
+        benign = Context.from_row(data["benign"]) if data.get("benign") else None
+    except KeyError as e:
+        raise InputError(f"{path}: a context row lacks key {e}") from None
+    return harmful, benign
+
+
+def batch_schedule(
+    num_items: int, batch_size: int, epochs: int, seed: int, drop_last: bool = False
+) -> list[list[int]]:
+    """Item indices of every optimiser step: each epoch a fresh seeded shuffle of all items
+    (harmful and benign mixed), cut into batches; an epoch's last batch may be smaller, or is
+    dropped with `drop_last`."""
+    batches = []
+    for epoch in range(epochs):
+        order = list(range(num_items))
+        random.Random(seed * 1_000_003 + epoch).shuffle(order)
+        batches += [order[i : i + batch_size] for i in range(0, num_items, batch_size)]
+        if drop_last and len(batches[-1]) < batch_size:
+            batches.pop()
+    if not batches:
+        raise InputError(f"{num_items} items make no full batch of {batch_size}")
+    return batches

@@ -1,0 +1,201 @@
+"""The optimisation loop every stage shares: steps, accumulation, clipping, schedule, logging,
+checkpoints, resume, NaN stop and the final checkpoint written only on success.
+
+A stage supplies a `StepTask`: it turns the item indices of one step into gradients (calling
+`backward_checked` for each micro-batch) and may keep state that must survive a resume.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import torch
+from accelerate import Accelerator
+from accelerate.utils import DistributedType, set_seed
+from tqdm.auto import tqdm
+
+from opsa.models.load import load_model
+from opsa.records import atomic_path, write_json
+from opsa.training import checkpoint as ckpt
+from opsa.training.config import TrainConfig
+from opsa.training.data import batch_schedule
+from opsa.training.optim import build_optimizer, build_scheduler
+from opsa.training.trainlog import append_row, peak_memory_mb, reset_peak_memory, truncate_log
+
+log = logging.getLogger(__name__)
+LOG_NAME = "train_log.jsonl"
+
+
+class NonFiniteLoss(RuntimeError):
+    pass
+
+
+@dataclass
+class StepStats:
+    loss: float  # the step's token-mean loss
+    tokens: int  # loss tokens in the step (this process)
+    extra: dict[str, float] = field(default_factory=dict)
+
+
+class StepTask(Protocol):
+    def backward(self, items: list[int], step: int) -> StepStats: ...
+
+    def after_optimizer_step(self) -> None: ...
+
+    def state_dict(self) -> dict[str, Any]: ...
+
+    def load_state_dict(self, state: dict[str, Any]) -> None: ...
+
+    def write_outputs(self, out_dir: Path) -> None: ...
+
+
+@dataclass
+class Progress:
+    """Optimiser steps done; with the seeded batch schedule this is the data position."""
+
+    step: int = 0
+    task: StepTask | None = None
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"step": self.step, "task": self.task.state_dict() if self.task else {}}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.step = state["step"]
+        if self.task:
+            self.task.load_state_dict(state["task"])
+
+
+@dataclass
+class Run:
+    accelerator: Accelerator
+    model: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    config: TrainConfig
+    schedule: list[list[int]]
+    progress: Progress
+
+
+def start_run(model_dir: str | Path, config: TrainConfig, num_items: int) -> Run:
+    """Seed, load the student, build optimiser and schedule, and wrap them for accelerate."""
+    schedule = batch_schedule(
+        num_items, config.batch_size, config.epochs, config.seed, config.drop_last_batch
+    )
+    accelerator = Accelerator(step_scheduler_with_optimizer=False)
+    if config.cpu_threads is not None:
+        torch.set_num_threads(config.cpu_threads)
+    set_seed(config.seed)
+    model = load_model(model_dir, config.dtype, config.trust_remote_code)
+    if config.gradient_checkpointing:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    model.train()
+    total = min(len(schedule), config.max_steps or len(schedule))
+    schedule = schedule[:total]
+    model, optimizer = accelerator.prepare(model, build_optimizer(model, config))
+    scheduler = build_scheduler(optimizer, total, config)
+    progress = Progress()
+    accelerator.register_for_checkpointing(scheduler, progress)
+    return Run(accelerator, model, optimizer, scheduler, config, schedule, progress)
+
+
+def backward_checked(accelerator: Accelerator, loss: torch.Tensor, step: int) -> None:
+    """Backpropagate `loss`, or stop before a non-finite loss reaches the weights."""
+    if not torch.isfinite(loss).item():
+        raise NonFiniteLoss(f"step {step + 1}: loss is {loss.item()}")
+    if accelerator.distributed_type == DistributedType.DEEPSPEED:
+        # DeepSpeed divides by its accumulation steps; our loss is already a step token-mean.
+        loss = loss * accelerator.gradient_accumulation_steps
+    accelerator.backward(loss)
+
+
+def global_count(accelerator: Accelerator, count: int) -> int:
+    """A count summed over processes (token-mean denominators of a step)."""
+    total = torch.tensor(count, device=accelerator.device)
+    return int(accelerator.reduce(total, reduction="sum").item())
+
+
+def train(
+    run: Run,
+    task: StepTask,
+    tokenizer: Any,
+    work_dir: str | Path,
+    out_dir: str | Path,
+    identity: dict[str, Any],
+) -> None:
+    """Run (or resume) every step of `run.schedule`, then write out_dir atomically."""
+    work_dir, acc = Path(work_dir), run.accelerator
+    run.progress.task = task
+    ckpt.claim_work_dir(work_dir, identity, acc)
+    last = ckpt.latest_checkpoint(work_dir)
+    if last is not None:
+        acc.load_state(str(last))
+        log.info("resumed from %s at step %d", last, run.progress.step)
+    if acc.is_main_process:
+        truncate_log(work_dir / LOG_NAME, run.progress.step)
+    total = len(run.schedule)
+    for step in tqdm(
+        range(run.progress.step, total),
+        initial=run.progress.step,
+        total=total,
+        desc="train",
+        unit="step",
+        disable=not acc.is_main_process,
+    ):
+        row = _one_step(run, task, step, last)
+        if acc.is_main_process:
+            append_row(work_dir / LOG_NAME, row)
+        if (step + 1) % run.config.checkpoint_every == 0 and step + 1 < total:
+            last = ckpt.save_checkpoint(acc, work_dir, step + 1, run.config.keep_checkpoints)
+    _save_final(run, task, tokenizer, work_dir, Path(out_dir))
+
+
+def _one_step(run: Run, task: StepTask, step: int, last: Path | None) -> dict[str, Any]:
+    acc = run.accelerator
+    reset_peak_memory()
+    start = time.perf_counter()
+    mine = run.schedule[step][acc.process_index :: acc.num_processes]
+    lr = run.optimizer.param_groups[0]["lr"]
+    try:
+        stats = task.backward(mine, step)
+        grad_norm = acc.clip_grad_norm_(run.model.parameters(), run.config.grad_clip)
+        grad_norm = float(grad_norm) if grad_norm is not None else math.nan
+        if not math.isfinite(grad_norm) and acc.distributed_type != DistributedType.DEEPSPEED:
+            raise NonFiniteLoss(f"step {step + 1}: gradient norm is {grad_norm}")
+    except NonFiniteLoss as e:
+        kept = last if last is not None else "none (no checkpoint yet)"
+        raise RuntimeError(f"{e}; training stopped, last good checkpoint: {kept}") from None
+    run.optimizer.step()
+    run.scheduler.step()
+    run.optimizer.zero_grad(set_to_none=True)
+    task.after_optimizer_step()
+    run.progress.step = step + 1
+    return {
+        "step": step + 1,
+        "loss": stats.loss,
+        "lr": lr,
+        "grad_norm": grad_norm,
+        "tokens": stats.tokens,
+        "seconds": round(time.perf_counter() - start, 3),
+        "peak_mem_mb": round(peak_memory_mb(), 1),
+        **stats.extra,
+    }
+
+
+def _save_final(run: Run, task: StepTask, tokenizer: Any, work_dir: Path, out_dir: Path) -> None:
+    acc = run.accelerator
+    state = acc.get_state_dict(run.model)
+    if acc.is_main_process:
+        with atomic_path(out_dir) as tmp:
+            acc.unwrap_model(run.model).save_pretrained(tmp, state_dict=state)
+            tokenizer.save_pretrained(tmp)
+            shutil.copyfile(work_dir / LOG_NAME, tmp / LOG_NAME)
+            write_json(tmp / "train_config.json", run.config.model_dump())
+            task.write_outputs(tmp)
+    acc.wait_for_everyone()
+    log.info("wrote %s after %d steps", out_dir, run.progress.step)

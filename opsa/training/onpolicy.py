@@ -1,0 +1,148 @@
+"""OPSA: the student samples without context; the frozen initial model (or an EMA of the
+student) scores those very token ids with the type-conditional context; the loss is a
+per-token divergence on completion tokens, token-mean over the step, gradient through the
+student only."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from opsa.generation.engine import SamplingParams
+from opsa.models.load import load_model, load_tokenizer
+from opsa.training.chunked import chunked_terms, loss_hidden
+from opsa.training.config import OPSAConfig
+from opsa.training.data import load_labelled_prompts, load_selected_contexts
+from opsa.training.diagnostics import TokenDiagnostics, step_summary
+from opsa.training.identity import run_identity
+from opsa.training.loop import Run, StepStats, backward_checked, global_count, start_run, train
+from opsa.training.rollout import EncodedPrompt, encode_prompts, sample_completions
+from opsa.training.sequences import pack
+from opsa.training.token_loss import DistillSpec, distill_terms
+
+log = logging.getLogger(__name__)
+DIAGNOSTICS_NAME = "token_diagnostics.json"
+
+
+def train_opsa(
+    model_dir: str | Path,
+    harmful_path: str | Path,
+    benign_path: str | Path,
+    selected_contexts_path: str | Path,
+    config: OPSAConfig,
+    out_dir: str | Path,
+    work_dir: str | Path,
+) -> None:
+    """Train with OPSA; out_dir (HF checkpoint, train_log.jsonl, token_diagnostics.json)
+    appears only when every step has run. Checkpoints in work_dir make it resumable."""
+    items = load_labelled_prompts(harmful_path, benign_path)
+    c_h, c_b = load_selected_contexts(selected_contexts_path)
+    tokenizer = load_tokenizer(model_dir, config.trust_remote_code)
+    prompts = encode_prompts(
+        tokenizer, items, {"harmful": c_h, "benign": c_b}, config.max_prompt_tokens
+    )
+    run = start_run(model_dir, config, len(items))
+    teacher = load_teacher(model_dir, config, run.accelerator.device)
+    if config.teacher == "ema":
+        run.accelerator.register_for_checkpointing(teacher)
+    task = OPSATask(run, tokenizer, teacher, prompts)
+    inputs = {"harmful": harmful_path, "benign": benign_path, "contexts": selected_contexts_path}
+    train(run, task, tokenizer, work_dir, out_dir, run_identity("opsa", config, model_dir, inputs))
+
+
+def load_teacher(model_dir: str | Path, config: OPSAConfig, device: Any) -> torch.nn.Module:
+    """The initial model, loaded again from its directory (never a deep copy of the student)."""
+    teacher = load_model(model_dir, config.dtype, config.trust_remote_code).to(device)
+    teacher.requires_grad_(False)
+    return teacher.eval()
+
+
+class OPSATask:
+    def __init__(
+        self, run: Run, tokenizer: Any, teacher: torch.nn.Module, prompts: list[EncodedPrompt]
+    ) -> None:
+        self.run = run
+        self.config: OPSAConfig = run.config  # type: ignore[assignment]
+        self.tokenizer = tokenizer
+        self.teacher = teacher
+        self.prompts = prompts
+        self.spec = DistillSpec.from_config(self.config)
+        self.diagnostics = TokenDiagnostics(self.config.diagnostics_top_tokens)
+
+    def sampling(self, step: int) -> SamplingParams:
+        acc = self.run.accelerator
+        return SamplingParams(
+            temperature=self.config.temperature,
+            top_p=self.config.top_p,
+            max_new_tokens=self.config.max_new_tokens,
+            seed=(self.config.seed * 1_000_003 + step) * 1009 + acc.process_index,
+            batch_size=self.config.generation_batch_size,
+        )
+
+    def backward(self, items: list[int], step: int) -> StepStats:
+        acc, cfg = self.run.accelerator, self.config
+        prompts = [self.prompts[i] for i in items]
+        student = acc.unwrap_model(self.run.model)
+        completions = sample_completions(
+            student, self.tokenizer, [p.student_text for p in prompts], self.sampling(step)
+        )
+        local = sum(max(0, len(c) - cfg.skip_first_tokens) for c in completions)
+        scale = acc.num_processes / max(1, global_count(acc, local))
+        loss_sum, offsets, values = 0.0, [], []
+        for start in range(0, len(prompts), cfg.micro_batch_size):
+            part = slice(start, start + cfg.micro_batch_size)
+            o, v, total = self.micro_step(prompts[part], completions[part], scale, step)
+            loss_sum += total
+            offsets.append(o)
+            values.append(v)
+        offsets_t, values_t = torch.cat(offsets), torch.cat(values)
+        return StepStats(
+            loss_sum * scale / acc.num_processes, local, step_summary(offsets_t, values_t)
+        )
+
+    def micro_step(
+        self, prompts: list[EncodedPrompt], completions: list[list[int]], scale: float, step: int
+    ) -> tuple[torch.Tensor, torch.Tensor, float]:
+        """Teacher scoring (no grad), student forward, chunked loss, backward."""
+        acc, cfg = self.run.accelerator, self.config
+        pad = self.tokenizer.pad_token_id
+        s_batch = pack([p.student_ids for p in prompts], completions, pad, cfg.skip_first_tokens)
+        t_batch = pack([p.teacher_ids for p in prompts], completions, pad, cfg.skip_first_tokens)
+        if s_batch.num_tokens == 0:
+            return s_batch.offsets, s_batch.targets.float(), 0.0
+        with torch.no_grad():
+            h_t = loss_hidden(self.teacher, t_batch)
+        h_s = loss_hidden(self.run.model, s_batch)
+        total, values = chunked_terms(
+            lambda s, t, y: distill_terms(self.spec, s, t, y),
+            acc.unwrap_model(self.run.model).get_output_embeddings(),
+            h_s,
+            s_batch.targets,
+            cfg.loss_chunk_size,
+            self.teacher.get_output_embeddings(),
+            h_t,
+        )
+        backward_checked(acc, total * scale, step)
+        self.diagnostics.add(s_batch.offsets, s_batch.targets, values.cpu())
+        return s_batch.offsets, values.cpu(), total.item()
+
+    @torch.no_grad()
+    def after_optimizer_step(self) -> None:
+        """EMA teacher: teacher <- decay * teacher + (1 - decay) * student."""
+        if self.config.teacher != "ema":
+            return
+        student = self.run.accelerator.unwrap_model(self.run.model)
+        for t, s in zip(self.teacher.parameters(), student.parameters(), strict=True):
+            t.lerp_(s.detach().to(t.dtype), 1.0 - self.config.ema_decay)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"diagnostics": self.diagnostics.state_dict()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.diagnostics.load_state_dict(state["diagnostics"])
+
+    def write_outputs(self, out_dir: Path) -> None:
+        self.diagnostics.write(out_dir / DIAGNOSTICS_NAME, self.tokenizer)

@@ -1,0 +1,119 @@
+"""Supervised fine-tuning on (prompt, response) pairs: the baselines' trainer.
+
+The prompt is the student's chat (no context); the loss is the token-mean negative
+log-likelihood of the response tokens (and the stop token), nothing else.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from pathlib import Path
+from typing import Any
+
+from opsa.contexts.placement import render_prompt
+from opsa.data.sources import SourceSpec, load_source
+from opsa.errors import InputError
+from opsa.models.load import load_tokenizer
+from opsa.records import read_jsonl, require_columns, write_jsonl
+from opsa.training.chunked import chunked_terms, loss_hidden
+from opsa.training.config import SFTConfig
+from opsa.training.identity import run_identity
+from opsa.training.loop import Run, StepStats, backward_checked, global_count, start_run, train
+from opsa.training.sequences import pack
+from opsa.training.token_loss import nll_terms
+
+log = logging.getLogger(__name__)
+Pair = tuple[list[int], list[int]]  # (prompt ids, response ids)
+
+
+def train_sft(
+    model_dir: str | Path,
+    pairs_path: str | Path,
+    config: SFTConfig,
+    out_dir: str | Path,
+    work_dir: str | Path,
+) -> None:
+    """SFT on the JSONL pairs {id, prompt, response}; out_dir appears only on completion."""
+    rows = read_jsonl(pairs_path)
+    require_columns(rows, ["id", "prompt", "response"], pairs_path)
+    tokenizer = load_tokenizer(model_dir, config.trust_remote_code)
+    pairs = encode_pairs(tokenizer, rows, config)
+    run = start_run(model_dir, config, len(pairs))
+    identity = run_identity("sft", config, model_dir, {"pairs": pairs_path})
+    train(run, SFTTask(run, tokenizer, pairs), tokenizer, work_dir, out_dir, identity)
+
+
+def encode_pairs(tokenizer: Any, rows: list[dict[str, Any]], config: SFTConfig) -> list[Pair]:
+    """Prompt ids (student chat, no context) and response ids ending with the stop token;
+    a response over max_response_tokens is cut (and then has no stop token)."""
+    pairs, cut = [], 0
+    stop = int(tokenizer.eos_token_id)
+    for row in rows:
+        prompt = render_prompt(tokenizer, row["prompt"])
+        p_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
+        if len(p_ids) > config.max_prompt_tokens:
+            raise InputError(
+                f"pair id {row['id']}: prompt has {len(p_ids)} tokens, over max_prompt_tokens"
+            )
+        r_ids = tokenizer(row["response"], add_special_tokens=False)["input_ids"] + [stop]
+        cut += len(r_ids) > config.max_response_tokens
+        pairs.append((p_ids, r_ids[: config.max_response_tokens]))
+    if cut:
+        log.warning(
+            "%d of %d responses cut to %d tokens", cut, len(rows), config.max_response_tokens
+        )
+    return pairs
+
+
+class SFTTask:
+    def __init__(self, run: Run, tokenizer: Any, pairs: list[Pair]) -> None:
+        self.run = run
+        self.config: SFTConfig = run.config  # type: ignore[assignment]
+        self.tokenizer = tokenizer
+        self.pairs = pairs
+
+    def backward(self, items: list[int], step: int) -> StepStats:
+        acc, cfg = self.run.accelerator, self.config
+        pairs = [self.pairs[i] for i in items]
+        local = sum(len(r) for _, r in pairs)
+        scale = acc.num_processes / max(1, global_count(acc, local))
+        head = acc.unwrap_model(self.run.model).get_output_embeddings()
+        loss_sum = 0.0
+        for start in range(0, len(pairs), cfg.micro_batch_size):
+            part = pairs[start : start + cfg.micro_batch_size]
+            batch = pack([p for p, _ in part], [r for _, r in part], self.tokenizer.pad_token_id)
+            hidden = loss_hidden(self.run.model, batch)
+            total, _ = chunked_terms(nll_terms, head, hidden, batch.targets, cfg.loss_chunk_size)
+            backward_checked(acc, total * scale, step)
+            loss_sum += total.item()
+        return StepStats(loss_sum * scale / acc.num_processes, local)
+
+    def after_optimizer_step(self) -> None:
+        return None
+
+    def state_dict(self) -> dict[str, Any]:
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        return None
+
+    def write_outputs(self, out_dir: Path) -> None:
+        return None
+
+
+def external_pairs(
+    source: SourceSpec, out_path: str | Path, n: int | None = None, seed: int = 0
+) -> None:
+    """An external teacher's responses as SFT pairs: any prompt source whose `answer` column
+    holds the response (e.g. STAR-1: columns {prompt: question, answer: response}; SafeChain on
+    the hub). `n` draws a seeded subsample."""
+    rows, _ = load_source(source)
+    missing = next((r["id"] for r in rows if not r["answer"]), None)
+    if missing is not None:
+        raise InputError(f"{source.location}: id {missing}: no response (columns.answer)")
+    if n is not None and n < len(rows):
+        rows = random.Random(seed).sample(rows, n)
+    pairs = [{"id": r["id"], "prompt": r["prompt"], "response": r["answer"]} for r in rows]
+    write_jsonl(out_path, pairs)
+    log.info("%d external pairs from %s", len(pairs), source.location)

@@ -1,0 +1,63 @@
+"""The GPU path: DeepSpeed config and accelerate launch command (built and checked here; it
+runs only on a GPU machine)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import yaml
+
+from opsa.__main__ import main as opsa_main
+from opsa.errors import InputError
+from opsa.training.config import OPSAConfig
+from opsa.training.launch import deepspeed_config, launch_command, write_launch_files
+
+
+@pytest.mark.parametrize("stage", [2, 3])
+def test_deepspeed_config(stage):
+    cfg = OPSAConfig(batch_size=64, micro_batch_size=4, grad_clip=0.5)
+    ds = deepspeed_config(cfg, num_processes=4, zero_stage=stage)
+    assert ds["zero_optimization"]["stage"] == stage
+    assert ds["bf16"] == {"enabled": True}
+    assert ds["train_micro_batch_size_per_gpu"] == 4
+    assert ds["gradient_accumulation_steps"] == 4
+    assert ds["train_batch_size"] == 64
+    assert ds["gradient_clipping"] == 0.5
+    if stage == 3:
+        assert ds["zero_optimization"]["stage3_gather_16bit_weights_on_model_save"] is True
+
+
+def test_geometry_and_ema_rules():
+    with pytest.raises(InputError, match="multiple of micro_batch_size"):
+        deepspeed_config(OPSAConfig(batch_size=6, micro_batch_size=4), 1, 2)
+    with pytest.raises(InputError, match="ZeRO stage 2"):
+        deepspeed_config(OPSAConfig(teacher="ema"), 1, 3)
+
+
+def test_launch_files_and_command(tmp_path, capsys):
+    cfg = OPSAConfig(batch_size=8, micro_batch_size=2)
+    paths = write_launch_files(cfg, 2, 3, tmp_path)
+    acc = yaml.safe_load(paths["accelerate"].read_text())
+    assert acc["distributed_type"] == "DEEPSPEED" and acc["mixed_precision"] == "bf16"
+    assert acc["num_processes"] == 2 and acc["deepspeed_config"]["zero3_init_flag"] is True
+    assert acc["deepspeed_config"]["deepspeed_config_file"] == str(paths["deepspeed"].resolve())
+    run_cfg = json.loads(paths["config"].read_text())
+    assert run_cfg["gradient_checkpointing"] is True and run_cfg["drop_last_batch"] is True
+    assert OPSAConfig.model_validate(run_cfg).batch_size == 8
+    inputs = {
+        "model_dir": "m",
+        "harmful": "h.jsonl",
+        "benign": "b.jsonl",
+        "contexts": "s.json",
+        "out_dir": "o",
+        "work_dir": "w",
+    }
+    cmd = launch_command("opsa", inputs, paths, 2)
+    assert cmd[:2] == ["accelerate", "launch"]
+    assert cmd[cmd.index("--config_file") + 1] == str(paths["accelerate"])
+    assert cmd[cmd.index("-m") + 1 : cmd.index("-m") + 4] == ["opsa", "train", "opsa"]
+    assert cmd[cmd.index("--model-dir") + 1] == "m"
+    # the command line parses exactly these arguments, and fails on the missing files
+    assert opsa_main(cmd[cmd.index("-m") + 2 :]) == 1
+    assert "file not found" in capsys.readouterr().err

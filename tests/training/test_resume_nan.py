@@ -1,0 +1,117 @@
+"""Resume determinism, NaN stop, work_dir ownership and atomic outputs of an OPSA run.
+
+Uses the tiny randomly initialised Llama from conftest (with the embedded tokenizer): several
+steps run in seconds, and resume determinism does not depend on the model's quality.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from opsa.errors import InputError
+from opsa.training import onpolicy
+from opsa.training.config import OPSAConfig
+from opsa.training.onpolicy import OPSATask, train_opsa
+
+CONFIG = dict(
+    batch_size=2,
+    micro_batch_size=1,
+    max_new_tokens=6,
+    top_k=16,
+    epochs=2,
+    checkpoint_every=2,
+    keep_checkpoints=2,
+    lr=1e-3,
+    loss_chunk_size=4,
+    teacher="ema",
+    ema_decay=0.5,
+)
+
+
+def run(model_dir, files, tmp_path, name, **overrides):
+    out, work = tmp_path / f"{name}-out", tmp_path / f"{name}-work"
+    train_opsa(
+        model_dir,
+        files["harmful"],
+        files["benign"],
+        files["contexts"],
+        OPSAConfig(**(CONFIG | overrides)),
+        out,
+        work,
+    )
+    return out, work
+
+
+def log_rows(out):
+    return [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
+
+
+def test_killed_run_resumes_to_the_same_weights(
+    tiny_model_dir, prompt_files, tmp_path, monkeypatch
+):
+    """4 steps (2 epochs of 2 batches, EMA teacher) uninterrupted vs killed during step 3 and
+    restarted from the step-2 checkpoint: identical final weights and logs."""
+    straight, _ = run(tiny_model_dir, prompt_files, tmp_path, "straight")
+
+    original = OPSATask.backward
+
+    def dies_at_step_3(self, items, step):
+        if step == 2:
+            raise KeyboardInterrupt("killed")
+        return original(self, items, step)
+
+    monkeypatch.setattr(OPSATask, "backward", dies_at_step_3)
+    with pytest.raises(KeyboardInterrupt):
+        run(tiny_model_dir, prompt_files, tmp_path, "resumed")
+    assert not (tmp_path / "resumed-out").exists()  # no partial output
+    assert (tmp_path / "resumed-work" / "checkpoint-0000002").is_dir()
+    monkeypatch.setattr(OPSATask, "backward", original)
+    resumed, _ = run(tiny_model_dir, prompt_files, tmp_path, "resumed")
+
+    a, b = load_file(straight / "model.safetensors"), load_file(resumed / "model.safetensors")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    base = load_file(tiny_model_dir / "model.safetensors")
+    assert not all(torch.equal(a[k], base[k]) for k in a)
+    rows_a, rows_b = log_rows(straight), log_rows(resumed)
+    assert [r["step"] for r in rows_b] == [1, 2, 3, 4]
+    assert [r["loss"] for r in rows_a] == [r["loss"] for r in rows_b]
+    assert [r["lr"] for r in rows_a] == [r["lr"] for r in rows_b]
+    diag_a = json.loads((straight / "token_diagnostics.json").read_text())
+    assert diag_a == json.loads((resumed / "token_diagnostics.json").read_text())
+
+
+def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(
+    tiny_model_dir, prompt_files, tmp_path, monkeypatch
+):
+    calls = {"n": 0}
+    original = onpolicy.distill_terms
+
+    def nan_from_step_3(spec, s, t, y):
+        terms, value = original(spec, s, t, y)
+        calls["n"] += 1
+        return (terms * float("nan"), value) if calls["step"] >= 2 else (terms, value)
+
+    original_backward = OPSATask.backward
+
+    def track(self, items, step):
+        calls["step"] = step
+        return original_backward(self, items, step)
+
+    monkeypatch.setattr(onpolicy, "distill_terms", nan_from_step_3)
+    monkeypatch.setattr(OPSATask, "backward", track)
+    with pytest.raises(RuntimeError, match=r"step 3: loss is nan.*checkpoint-0000002"):
+        run(tiny_model_dir, prompt_files, tmp_path, "nan", teacher="base")
+    work = tmp_path / "nan-work"
+    assert (work / "checkpoint-0000002").is_dir()
+    assert [r["step"] for r in map(json.loads, (work / "train_log.jsonl").open())] == [1, 2]
+    assert not (tmp_path / "nan-out").exists()
+
+
+def test_work_dir_of_another_run_is_refused(tiny_model_dir, prompt_files, tmp_path):
+    run(tiny_model_dir, prompt_files, tmp_path, "a", max_steps=1, teacher="base")
+    with pytest.raises(InputError, match="different run"):
+        run(tiny_model_dir, prompt_files, tmp_path, "a", max_steps=1, teacher="base", lr=2e-3)
