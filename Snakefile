@@ -17,11 +17,14 @@ wildcard_constraints:
     variant=r"[A-Za-z0-9_\-]+",
     dataset=r"[A-Za-z0-9_\-]+",
     judge=r"[A-Za-z0-9_\-]+",
+    shard=r"\d+",
 
 
 include: "workflow/rules/common.smk"
 include: "workflow/rules/models.smk"
 include: "workflow/rules/data.smk"
+include: "workflow/rules/contexts.smk"
+include: "workflow/rules/train.smk"
 include: "workflow/rules/generate.smk"
 include: "workflow/rules/judge.smk"
 include: "workflow/rules/evaluate.smk"

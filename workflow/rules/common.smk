@@ -16,7 +16,7 @@ def datasets_with_role(*roles):
 
 def variants():
     """The base model plus one variant per configured training method."""
-    return ["base"]
+    return ["base", *config["training"]["methods"]]
 
 
 def model_dir(model, variant="base"):
@@ -78,13 +78,93 @@ def judge_validation_files():
     )
 
 
+def flip_rate_plots():
+    return [] if context_pinned() else config["policies"]
+
+
 def reference_prefixes_arg():
     reference = config["judge_validation"].get("reference_prefixes")
     return f"--reference-prefixes '{reference}'" if reference else ""
 
 
+def training_set(role):
+    """The one prompt set with a training role (train_harmful or train_benign)."""
+    names = datasets_with_role(role)
+    if len(names) != 1:
+        raise ValueError(
+            f"config: datasets needs exactly one set with role {role} (has {names})"
+        )
+    return f"results/data/{names[0]}.jsonl"
+
+
+def judge_model_input(judge):
+    dirs = judge_model_dirs(judge)
+    return {"judge_model": dirs[0]} if dirs else {}
+
+
+def flip_rate_inputs(wildcards):
+    return judge_model_input(config["contexts"]["judge"])
+
+
+def flip_rate_shards(wildcards):
+    return expand(
+        "results/contexts/{model}/scores/shard{shard}.csv",
+        model=wildcards.model,
+        shard=range(config["contexts"]["shards"]),
+    )
+
+
+def context_pinned():
+    return config["contexts"]["selection"].get("pin_harmful") is not None
+
+
+def selection_inputs(wildcards):
+    """The pool and the flip-rate table the selection reads (the pool only, when pinned)."""
+    searched = config["contexts"]["search"]["rounds"] > 0
+    folder = f"results/contexts/{wildcards.model}"
+    if searched:
+        folder = f"{folder}/search"
+    inputs = {"candidates": f"{folder}/candidates.jsonl"}
+    if not context_pinned():
+        inputs["scores"] = f"{folder}/flip_rates.csv"
+    return inputs
+
+
+def chosen_contexts(wildcards):
+    """The selected contexts, under a name that carries their ids: known only once the
+    select_context checkpoint has run, so training re-plans on the choice."""
+    selected = checkpoints.select_context.get(model=wildcards.model).output.selected
+    with open(selected) as f:
+        choice = json.load(f)
+    benign = (choice["benign"] or {}).get("id", "none")
+    return f"results/contexts/{wildcards.model}/chosen/{choice['harmful']['id']}--{benign}.json"
+
+
+def offpolicy_judge_input(wildcards):
+    return judge_model_input(config["training"]["offpolicy"]["judge"])
+
+
+def sft_pairs(wildcards):
+    if wildcards.method == "offpolicy_sd":
+        return f"results/training_data/{wildcards.model}/offpolicy.jsonl"
+    return "results/training_data/external.jsonl"
+
+
+def external_n_argument():
+    n = config["training"]["external"].get("n")
+    return f"--n {n}" if n else ""
+
+
+def training_settings(method):
+    """The settings of one method: the shared ones, then the method's own."""
+    training = config["training"]
+    own = training["opsa"] if method == "opsa" else training["sft"]
+    return {**training["common"], **own}
+
+
 def final_outputs(wildcards):
     return [
+        *expand("results/report/flip_rates_{model}.png", model=flip_rate_plots()),
         "results/report/summary.md",
         "results/report/summary.csv",
         "results/report/safety_vs_reasoning.png",

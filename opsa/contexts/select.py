@@ -1,0 +1,188 @@
+"""Choose the privileged contexts from the flip-rate table: c_h for harmful prompts, c_b for
+benign ones (or no context), and say why.
+
+- c_h: the highest teacher flip rate among contexts whose benign over-refusal is at most
+  `max_over_refusal`; ties go to the higher lower bound of the interval, then the lower
+  over-refusal, then the id.
+- c_b: the lowest over-refusal among contexts that keep benign answers helpful (at least
+  `min_benign_kept` of the base-answered prompts still answered, mean length at least
+  `min_length_ratio` of the base's). No context at all is a candidate too: it is chosen (null)
+  unless a context refuses strictly less than the model does on its own.
+
+`selected.json` is what every downstream stage reads: {"harmful": context row, "benign":
+context row or null, "why": {...}}.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any, Literal
+
+import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from opsa.contexts.candidates import read_candidates
+from opsa.contexts.flip_rate import score_columns
+from opsa.errors import InputError
+from opsa.records import atomic_path, require_columns, write_json
+
+log = logging.getLogger(__name__)
+
+
+class SelectionConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    tfr: Literal["tfr", "tfr_unsafe"] = "tfr"  # which denominator ranks c_h
+    max_over_refusal: float = Field(0.25, ge=0.0, le=1.0)
+    min_benign_kept: float = Field(0.9, ge=0.0, le=1.0)
+    min_length_ratio: float = Field(0.5, ge=0.0)
+    pin_harmful: str | None = None  # a candidate id: skip the search
+    pin_benign: str | None = None  # only with pin_harmful; None then means no benign context
+
+    @model_validator(mode="after")
+    def _pins_together(self) -> SelectionConfig:
+        if self.pin_benign is not None and self.pin_harmful is None:
+            raise ValueError("pin_benign needs pin_harmful: pinning skips the whole search")
+        return self
+
+
+def read_scores(paths: str | Path | list[str | Path]) -> pd.DataFrame:
+    """One table from one or several flip-rate CSVs (merged table or shards)."""
+    paths = [paths] if isinstance(paths, str | Path) else paths
+    tables = [pd.read_csv(p, keep_default_na=False, na_values=[""]) for p in paths]
+    if not tables:
+        raise InputError("select contexts: no flip-rate tables given")
+    table = pd.concat(tables, ignore_index=True)
+    require_columns(table.to_dict("records"), score_columns(), ", ".join(map(str, paths)))
+    duplicated = table["id"][table["id"].duplicated()]
+    if not duplicated.empty:
+        raise InputError(f"select contexts: candidate '{duplicated.iloc[0]}' scored twice")
+    return table
+
+
+def rank_contexts(table: pd.DataFrame, config: SelectionConfig) -> pd.DataFrame:
+    """The table with eligibility and rank columns for both choices, best c_h first."""
+    table = table.copy()
+    table["eligible_harmful"] = table["over_refusal"] <= config.max_over_refusal
+    table["eligible_benign"] = (table["benign_kept"] >= config.min_benign_kept) & (
+        table["benign_length_ratio"] >= config.min_length_ratio
+    )
+    harmful_order = table.sort_values(
+        ["eligible_harmful", config.tfr, f"{config.tfr}_low", "over_refusal", "id"],
+        ascending=[False, False, False, True, True],
+    ).index
+    benign_order = table.sort_values(
+        ["eligible_benign", "over_refusal", "benign_kept", "id"],
+        ascending=[False, True, False, True],
+    ).index
+    table.loc[harmful_order, "rank_harmful"] = range(1, len(table) + 1)
+    table.loc[benign_order, "rank_benign"] = range(1, len(table) + 1)
+    table.loc[~table["eligible_harmful"], "rank_harmful"] = pd.NA
+    table.loc[~table["eligible_benign"], "rank_benign"] = pd.NA
+    return table.loc[harmful_order]
+
+
+def select_contexts(
+    scores_paths: str | Path | list[str | Path],
+    candidates_path: str | Path,
+    config: SelectionConfig,
+    out_dir: str | Path,
+) -> dict[str, Any]:
+    """Write `ranking.csv` and `selected.json` into `out_dir` (pinned ids skip the search)."""
+    if config.pin_harmful is not None:
+        return pin_context(candidates_path, config.pin_harmful, config.pin_benign, out_dir)
+    ranked = rank_contexts(read_scores(scores_paths), config)
+    harmful = ranked[ranked["eligible_harmful"]]
+    if harmful.empty:
+        lowest = ranked.sort_values("over_refusal").iloc[0]
+        raise InputError(
+            f"select contexts: no candidate has benign over-refusal <= {config.max_over_refusal} "
+            f"(max_over_refusal); the lowest is {lowest['over_refusal']:.3f} ('{lowest['id']}')"
+        )
+    best_h = harmful.iloc[0]
+    if best_h[config.tfr] == 0:
+        log.warning("the best context '%s' flips no harmful prompt", best_h["id"])
+    benign = ranked[ranked["eligible_benign"]].sort_values("rank_benign")
+    best_b = benign.iloc[0] if not benign.empty else None
+    if best_b is not None and not best_b["over_refusal"] < best_b["base_over_refusal"]:
+        best_b = None
+    rows = {c.id: c.to_row() for c in read_candidates(candidates_path)}
+    for row_id in [best_h["id"], *([] if best_b is None else [best_b["id"]])]:
+        if row_id not in rows:
+            raise InputError(f"{candidates_path}: scored candidate '{row_id}' is not in the pool")
+    selected = {
+        "harmful": rows[best_h["id"]],
+        "benign": None if best_b is None else rows[best_b["id"]],
+        "why": {
+            "pinned": False,
+            "harmful": _why_harmful(best_h, harmful, config),
+            "benign": _why_benign(best_b, ranked, benign, config),
+        },
+    }
+    out_dir = Path(out_dir)
+    with atomic_path(out_dir / "ranking.csv") as tmp:
+        ranked.to_csv(tmp, index=False)
+    write_json(out_dir / "selected.json", selected)
+    log.info("selected c_h='%s', c_b=%s", best_h["id"], None if best_b is None else best_b["id"])
+    return selected
+
+
+def pin_context(
+    candidates_path: str | Path,
+    harmful_id: str,
+    benign_id: str | None,
+    out_dir: str | Path,
+) -> dict[str, Any]:
+    """`selected.json` for contexts pinned by id, without scoring anything."""
+    rows = {c.id: c.to_row() for c in read_candidates(candidates_path)}
+    for pinned in [harmful_id, benign_id]:
+        if pinned is not None and pinned not in rows:
+            raise InputError(f"{candidates_path}: pinned context '{pinned}' is not a candidate")
+    selected = {
+        "harmful": rows[harmful_id],
+        "benign": None if benign_id is None else rows[benign_id],
+        "why": {"pinned": True, "harmful": {"id": harmful_id}, "benign": {"id": benign_id}},
+    }
+    write_json(Path(out_dir) / "selected.json", selected)
+    return selected
+
+
+def _why_harmful(best: pd.Series, eligible: pd.DataFrame, config: SelectionConfig) -> dict:
+    runner_up = eligible.iloc[1]["id"] if len(eligible) > 1 else None
+    return {
+        "id": best["id"],
+        "criterion": f"highest {config.tfr} with over_refusal <= {config.max_over_refusal}, "
+        f"ties by {config.tfr}_low",
+        config.tfr: float(best[config.tfr]),
+        f"{config.tfr}_interval": [
+            float(best[f"{config.tfr}_low"]),
+            float(best[f"{config.tfr}_high"]),
+        ],
+        "tfr": float(best["tfr"]),
+        "tfr_unsafe": float(best["tfr_unsafe"]),
+        "over_refusal": float(best["over_refusal"]),
+        "eligible": int(len(eligible)),
+        "runner_up": runner_up,
+    }
+
+
+def _why_benign(
+    best: pd.Series | None, ranked: pd.DataFrame, eligible: pd.DataFrame, config: SelectionConfig
+) -> dict:
+    base = float(ranked["base_over_refusal"].iloc[0])
+    why: dict[str, Any] = {
+        "criterion": f"lowest over_refusal with benign_kept >= {config.min_benign_kept} and "
+        f"benign_length_ratio >= {config.min_length_ratio}; no context unless strictly lower "
+        "than the base",
+        "base_over_refusal": base,
+        "eligible": int(len(eligible)),
+    }
+    if best is None:
+        return why | {"id": None}
+    return why | {
+        "id": best["id"],
+        "over_refusal": float(best["over_refusal"]),
+        "benign_kept": float(best["benign_kept"]),
+        "benign_length_ratio": float(best["benign_length_ratio"]),
+    }

@@ -1,0 +1,124 @@
+"""The candidate pool: default grid, user files, generated candidates, and its checks."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from opsa.contexts.candidates import (
+    AXES,
+    CandidatesConfig,
+    GeneratedCandidates,
+    build_candidates,
+    generated_candidates,
+    grid_candidates,
+    load_grid,
+    read_candidates,
+    validate_pool,
+)
+from opsa.contexts.placement import PLACEMENTS, Context
+from opsa.errors import InputError
+from opsa.generation.hf import HFGenerator
+from opsa.models.load import load_tokenizer
+
+NO_SYSTEM_RAISES = (
+    "{% for m in messages %}{% if m['role'] == 'system' %}"
+    "{{ raise_exception('System role not supported') }}{% endif %}"
+    "<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+NO_SYSTEM_DROPS = (
+    "{% for m in messages %}{% if m['role'] != 'system' %}"
+    "<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endif %}{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+
+
+@pytest.fixture(scope="module")
+def tokenizer(embedded_model_dir):
+    return load_tokenizer(embedded_model_dir)
+
+
+def write_rows(path, rows):
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def test_default_grid_covers_every_placement_and_axis():
+    pool = grid_candidates(load_grid())
+    assert len(pool) >= 12
+    assert {c.placement for c in pool} == set(PLACEMENTS)
+    assert len({c.id for c in pool}) == len(pool)
+    for context in pool:
+        assert set(AXES) <= set(context.axes)
+        assert context.axes["placement"] == context.placement
+    demo = next(c for c in pool if c.placement == "demonstrations")
+    assert demo.text in demo.turns[0][0] and "sorry" in demo.turns[0][1]
+
+
+def test_build_writes_grid_and_user_candidates(tmp_path, embedded_model_dir):
+    user = write_rows(
+        tmp_path / "user.jsonl",
+        [
+            {
+                "id": "mine",
+                "text": "Be safe.",
+                "placement": "user_suffix",
+                "axes": {"style": "terse"},
+            }
+        ],
+    )
+    out = tmp_path / "candidates.jsonl"
+    pool = build_candidates(CandidatesConfig(user_file=str(user)), embedded_model_dir, out)
+    assert read_candidates(out) == pool
+    assert pool[-1].id == "mine" and pool[-1].axes["source"] == "user"
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert rows[-1]["axes"] == {"style": "terse", "placement": "user_suffix", "source": "user"}
+    assert len(rows) == len(grid_candidates(load_grid())) + 1
+
+
+def test_empty_pool_is_an_input_error(tmp_path, embedded_model_dir):
+    with pytest.raises(InputError, match="no candidates"):
+        build_candidates(CandidatesConfig(grid=None), embedded_model_dir, tmp_path / "c.jsonl")
+    assert not (tmp_path / "c.jsonl").exists()
+
+
+def test_duplicate_ids_are_an_input_error(tokenizer):
+    pool = [Context("a", "x", "system"), Context("a", "y", "user_prefix")]
+    with pytest.raises(InputError, match="duplicate candidate id 'a'"):
+        validate_pool(pool, tokenizer)
+
+
+def test_unknown_placement_is_an_input_error(tmp_path):
+    grid = tmp_path / "grid.yaml"
+    grid.write_text(
+        "placements: [system, footnote]\ndemonstration_prompt: p\ndemonstration_refusal: r\n"
+        "instructions: [{id: a, text: Refuse.}]\n"
+    )
+    with pytest.raises(InputError, match="placements"):
+        load_grid(grid)
+    user = write_rows(tmp_path / "u.jsonl", [{"id": "b", "text": "t", "placement": "footnote"}])
+    with pytest.raises(InputError, match="context 'b': unknown placement 'footnote'"):
+        build_candidates(CandidatesConfig(grid=None, user_file=str(user)), "unused", "unused")
+
+
+@pytest.mark.parametrize("template", [NO_SYSTEM_RAISES, NO_SYSTEM_DROPS])
+def test_template_without_system_role_fails_naming_the_candidate(embedded_model_dir, template):
+    tokenizer = load_tokenizer(embedded_model_dir)
+    tokenizer.chat_template = template
+    validate_pool([Context("prefix", "Refuse.", "user_prefix")], tokenizer)
+    with pytest.raises(InputError, match="context 'sys'.*placement 'system'"):
+        validate_pool(
+            [Context("prefix", "Refuse.", "user_prefix"), Context("sys", "Refuse.", "system")],
+            tokenizer,
+        )
+
+
+def test_generated_candidates_come_from_the_model(embedded_model_dir):
+    spec = GeneratedCandidates(model_dir=str(embedded_model_dir), n=2, max_new_tokens=12)
+    generator = HFGenerator.from_dir(embedded_model_dir)
+    pool = generated_candidates(spec, generator)
+    assert [c.id for c in pool] == ["generated-0@system", "generated-1@user_prefix"]
+    assert all(c.text and c.axes["source"] == "generated" for c in pool)
+    assert generated_candidates(spec, generator) == pool  # seeded

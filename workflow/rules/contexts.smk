@@ -1,0 +1,196 @@
+rule context_candidates:
+    input:
+        model="results/models/{model}/base",
+    output:
+        "results/contexts/{model}/candidates.jsonl",
+    log:
+        "logs/context_candidates/{model}.log",
+    conda:
+        "../../envs/opsa.yaml"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    params:
+        spec=as_json(config["contexts"]["candidates"]),
+    shell:
+        "python -m opsa --threads {threads} context-candidates --spec {params.spec:q} "
+        "--model-dir {input.model} --out {output} > {log} 2>&1"
+
+
+rule flip_rate_baseline:
+    input:
+        model="results/models/{model}/base",
+        harmful=training_set("train_harmful"),
+        benign=training_set("train_benign"),
+    output:
+        "results/contexts/{model}/baseline.jsonl",
+    log:
+        "logs/flip_rate_baseline/{model}.log",
+    benchmark:
+        "benchmarks/flip_rate_baseline/{model}.tsv"
+    conda:
+        "../../envs/opsa.yaml"
+    threads: 2
+    resources:
+        mem_mb=8000,
+        runtime=120,
+        gpu=1,
+    params:
+        n_harmful=config["contexts"]["n_harmful"],
+        n_benign=config["contexts"]["n_benign"],
+        seed=config["seed"],
+        sampling=as_json(config["contexts"]["sampling"]),
+    shell:
+        "python -m opsa --threads {threads} flip-baseline --model-dir {input.model} "
+        "--harmful {input.harmful} --benign {input.benign} --n-harmful {params.n_harmful} "
+        "--n-benign {params.n_benign} --seed {params.seed} --sampling {params.sampling:q} "
+        "--out {output} > {log} 2>&1"
+
+
+rule score_flip_rate:
+    input:
+        unpack(flip_rate_inputs),
+        model="results/models/{model}/base",
+        candidates="results/contexts/{model}/candidates.jsonl",
+        baseline="results/contexts/{model}/baseline.jsonl",
+    output:
+        scores="results/contexts/{model}/scores/shard{shard}.csv",
+        responses="results/contexts/{model}/scores/shard{shard}.responses.jsonl",
+    log:
+        "logs/score_flip_rate/{model}/shard{shard}.log",
+    benchmark:
+        "benchmarks/score_flip_rate/{model}/shard{shard}.tsv"
+    conda:
+        "../../envs/opsa.yaml"
+    threads: 2
+    resources:
+        mem_mb=8000,
+        runtime=240,
+        gpu=1,
+    params:
+        shards=config["contexts"]["shards"],
+        judge=config["contexts"]["judge"],
+        spec=as_json(config["judges"][config["contexts"]["judge"]]),
+        judge_model=lambda wc, input: input.get("judge_model", "none"),
+        sampling=as_json(config["contexts"]["sampling"]),
+        seed=config["seed"],
+    shell:
+        "python -m opsa --threads {threads} flip-score --model-dir {input.model} "
+        "--candidates {input.candidates} --baseline {input.baseline} "
+        "--shard {wildcards.shard} --shards {params.shards} --sampling {params.sampling:q} "
+        "--seed {params.seed} --judge {params.judge} --spec {params.spec:q} "
+        "--judge-model {params.judge_model} --out {output.scores} > {log} 2>&1"
+
+
+rule merge_flip_rates:
+    input:
+        flip_rate_shards,
+    output:
+        "results/contexts/{model}/flip_rates.csv",
+    log:
+        "logs/merge_flip_rates/{model}.log",
+    conda:
+        "../../envs/opsa.yaml"
+    threads: 1
+    shell:
+        "python -m opsa --threads {threads} flip-merge --scores {input:q} --out {output} "
+        "> {log} 2>&1"
+
+
+rule search_contexts:
+    input:
+        unpack(flip_rate_inputs),
+        model="results/models/{model}/base",
+        candidates="results/contexts/{model}/candidates.jsonl",
+        baseline="results/contexts/{model}/baseline.jsonl",
+        scores="results/contexts/{model}/flip_rates.csv",
+    output:
+        candidates="results/contexts/{model}/search/candidates.jsonl",
+        scores="results/contexts/{model}/search/flip_rates.csv",
+    log:
+        "logs/search_contexts/{model}.log",
+    benchmark:
+        "benchmarks/search_contexts/{model}.tsv"
+    conda:
+        "../../envs/opsa.yaml"
+    threads: 2
+    resources:
+        mem_mb=8000,
+        runtime=480,
+        gpu=1,
+    params:
+        search=as_json(config["contexts"]["search"]),
+        selection=as_json(config["contexts"]["selection"]),
+        judge=config["contexts"]["judge"],
+        spec=as_json(config["judges"][config["contexts"]["judge"]]),
+        judge_model=lambda wc, input: input.get("judge_model", "none"),
+        sampling=as_json(config["contexts"]["sampling"]),
+    shell:
+        "python -m opsa --threads {threads} context-search --model-dir {input.model} "
+        "--candidates {input.candidates} --scores {input.scores} --baseline {input.baseline} "
+        "--search {params.search:q} --selection {params.selection:q} "
+        "--sampling {params.sampling:q} --judge {params.judge} --spec {params.spec:q} "
+        "--judge-model {params.judge_model} --out-dir results/contexts/{wildcards.model}/search "
+        "> {log} 2>&1"
+
+
+checkpoint select_context:
+    input:
+        unpack(selection_inputs),
+    output:
+        selected="results/contexts/{model}/selected.json",
+        ranking=report(
+            "results/contexts/{model}/ranking.csv",
+            caption="../report/ranking.rst",
+            category="Context search",
+            labels={"model": "{model}", "table": "ranking"},
+        ),
+    log:
+        "logs/select_context/{model}.log",
+    conda:
+        "../../envs/opsa.yaml"
+    threads: 1
+    params:
+        selection=as_json(config["contexts"]["selection"]),
+        scores=lambda wc, input: input.get("scores", ""),
+    shell:
+        "python -m opsa --threads {threads} select-context --scores {params.scores} "
+        "--candidates {input.candidates} --selection {params.selection:q} "
+        "--out-dir results/contexts/{wildcards.model} > {log} 2>&1"
+
+
+rule export_chosen_contexts:
+    input:
+        "results/contexts/{model}/selected.json",
+    output:
+        "results/contexts/{model}/chosen/{harmful}--{benign}.json",
+    log:
+        "logs/export_chosen_contexts/{model}/{harmful}--{benign}.log",
+    threads: 1
+    conda:
+        "../../envs/opsa.yaml"
+    shell:
+        "cp {input} {output} 2> {log}"
+
+
+rule plot_flip_rates:
+    input:
+        "results/contexts/{model}/ranking.csv",
+    output:
+        report(
+            "results/report/flip_rates_{model}.png",
+            caption="../report/flip_rates.rst",
+            category="Context search",
+            labels={"model": "{model}", "figure": "teacher flip rate"},
+        ),
+    log:
+        "logs/plot_flip_rates/{model}.log",
+    conda:
+        "../../envs/opsa.yaml"
+    threads: 1
+    params:
+        rate=config["contexts"]["selection"]["tfr"],
+    shell:
+        "python -m opsa --threads {threads} flip-plot --scores {input} --rate {params.rate} "
+        "--out {output} > {log} 2>&1"

@@ -1,0 +1,104 @@
+rule offpolicy_pairs:
+    input:
+        unpack(offpolicy_judge_input),
+        model="results/models/{model}/base",
+        harmful=training_set("train_harmful"),
+        benign=training_set("train_benign"),
+        contexts=chosen_contexts,
+    output:
+        "results/training_data/{model}/offpolicy.jsonl",
+    log:
+        "logs/offpolicy_pairs/{model}.log",
+    benchmark:
+        "benchmarks/offpolicy_pairs/{model}.tsv"
+    conda:
+        "../../envs/opsa.yaml"
+    threads: 2
+    resources:
+        mem_mb=8000,
+        runtime=240,
+        gpu=1,
+    params:
+        sampling=as_json(config["training"]["offpolicy"]["sampling"]),
+        judge=config["training"]["offpolicy"]["judge"],
+        spec=as_json(config["judges"][config["training"]["offpolicy"]["judge"]]),
+        judge_model=lambda wc, input: input.get("judge_model", "none"),
+    shell:
+        "python -m opsa --threads {threads} offpolicy-pairs --model-dir {input.model} "
+        "--harmful {input.harmful} --benign {input.benign} --contexts {input.contexts} "
+        "--sampling {params.sampling:q} --judge {params.judge} --spec {params.spec:q} "
+        "--judge-model {params.judge_model} --out {output} > {log} 2>&1"
+
+
+rule external_pairs:
+    output:
+        "results/training_data/external.jsonl",
+    log:
+        "logs/external_pairs/external_pairs.log",
+    conda:
+        "../../envs/opsa.yaml"
+    threads: 1
+    params:
+        source=lambda wc: as_json(config["training"]["external"]["source"]),
+        n=lambda wc: external_n_argument(),
+        seed=config["seed"],
+    shell:
+        "python -m opsa --threads {threads} external-pairs --source {params.source:q} "
+        "{params.n} --seed {params.seed} --out {output} > {log} 2>&1"
+
+
+rule train_opsa:
+    input:
+        model="results/models/{model}/base",
+        harmful=training_set("train_harmful"),
+        benign=training_set("train_benign"),
+        contexts=chosen_contexts,
+    output:
+        directory("results/models/{model}/opsa"),
+    log:
+        "logs/train/{model}/opsa.log",
+    benchmark:
+        "benchmarks/train/{model}/opsa.tsv"
+    conda:
+        "../../envs/opsa.yaml"
+    threads: 2
+    resources:
+        mem_mb=16000,
+        runtime=720,
+        gpu=1,
+    params:
+        settings=as_json(training_settings("opsa")),
+        work_dir="results/checkpoints/{model}/opsa",
+    shell:
+        "python -m opsa --threads {threads} train opsa --config {params.settings:q} "
+        "--model-dir {input.model} --harmful {input.harmful} --benign {input.benign} "
+        "--contexts {input.contexts} --out-dir {output} --work-dir {params.work_dir} "
+        "> {log} 2>&1"
+
+
+rule train_sft:
+    input:
+        model="results/models/{model}/base",
+        pairs=sft_pairs,
+    output:
+        directory("results/models/{model}/{method}"),
+    log:
+        "logs/train/{model}/{method}.log",
+    benchmark:
+        "benchmarks/train/{model}/{method}.tsv"
+    wildcard_constraints:
+        method="offpolicy_sd|external_teacher",
+    conda:
+        "../../envs/opsa.yaml"
+    threads: 2
+    resources:
+        mem_mb=16000,
+        runtime=720,
+        gpu=1,
+    params:
+        settings=as_json(training_settings("sft")),
+        work_dir="results/checkpoints/{model}/{method}",
+    shell:
+        "python -m opsa --threads {threads} train sft --config {params.settings:q} "
+        "--model-dir {input.model} --pairs {input.pairs} --out-dir {output} "
+        "--work-dir {params.work_dir} > {log} 2>&1"
