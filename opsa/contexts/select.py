@@ -134,7 +134,8 @@ def pin_context(
     benign_id: str | None,
     out_dir: str | Path,
 ) -> dict[str, Any]:
-    """`selected.json` for contexts pinned by id, without scoring anything."""
+    """`selected.json` for contexts pinned by id, without scoring anything; `ranking.csv` then
+    lists the pool unscored, marking the pinned ids."""
     rows = {c.id: c.to_row() for c in read_candidates(candidates_path)}
     for pinned in [harmful_id, benign_id]:
         if pinned is not None and pinned not in rows:
@@ -144,6 +145,16 @@ def pin_context(
         "benign": None if benign_id is None else rows[benign_id],
         "why": {"pinned": True, "harmful": {"id": harmful_id}, "benign": {"id": benign_id}},
     }
+    pool = pd.DataFrame(
+        {
+            "id": list(rows),
+            "placement": [r["placement"] for r in rows.values()],
+            "chosen_harmful": [i == harmful_id for i in rows],
+            "chosen_benign": [i == benign_id for i in rows],
+        }
+    )
+    with atomic_path(Path(out_dir) / "ranking.csv") as tmp:
+        pool.to_csv(tmp, index=False)
     write_json(Path(out_dir) / "selected.json", selected)
     return selected
 

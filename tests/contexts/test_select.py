@@ -79,7 +79,9 @@ def test_pin_skips_the_search(files, tmp_path):
     selected = select_contexts(scores, candidates, config, tmp_path / "out")
     assert selected["harmful"]["id"] == "greedy" and selected["benign"] is None
     assert selected["why"]["pinned"] is True
-    assert not (tmp_path / "out" / "ranking.csv").exists()
+    ranking = (tmp_path / "out" / "ranking.csv").read_text().splitlines()
+    assert ranking[0] == "id,placement,chosen_harmful,chosen_benign"
+    assert sum(",True," in line for line in ranking) == 1  # unscored, the pin marked
     assert pin_context(candidates, "wide", "gentle", tmp_path)["benign"]["id"] == "gentle"
 
 
