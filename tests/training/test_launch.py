@@ -8,7 +8,7 @@ import json
 import pytest
 import yaml
 
-from opsa.__main__ import main as opsa_main
+from opsa.cli import main as opsa_main
 from opsa.errors import InputError
 from opsa.training.config import OPSAConfig
 from opsa.training.launch import deepspeed_config, launch_command, write_launch_files

@@ -1,0 +1,104 @@
+"""The `opsa` command line: every Snakemake rule calls `python -m opsa <step> ...`.
+
+Each step parses its arguments, validates config values passed as JSON, and calls one package
+function. A bad input ends the step with one line on stderr and exit status 1. The steps live
+beside their area: `pipeline.py` (models, data, generation, judges, evaluation, report),
+`contexts.py` (context search) and `training.py`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from opsa.errors import InputError
+
+Handler = Callable[[argparse.Namespace], None]
+STEPS: dict[str, tuple[Handler, Callable[[argparse.ArgumentParser], None]]] = {}
+
+
+def step(
+    name: str, setup: Callable[[argparse.ArgumentParser], None]
+) -> Callable[[Handler], Handler]:
+    def register(handler: Handler) -> Handler:
+        STEPS[name] = (handler, setup)
+        return handler
+
+    return register
+
+
+def json_arg(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as e:
+        raise argparse.ArgumentTypeError(f"not valid JSON: {e.msg}") from None
+
+
+def optional_path(text: str) -> Path | None:
+    return None if text == "none" else Path(text)
+
+
+def bool_arg(text: str) -> bool:
+    return text.lower() in ("true", "1", "yes")
+
+
+def judge_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--judge", required=True, help="the judge's name (a key of `judges:`)")
+    p.add_argument("--spec", type=json_arg, required=True, help="its `judges:` entry as JSON")
+    p.add_argument("--judge-model", type=optional_path, default=None, help="a path or 'none'")
+    p.add_argument("--out", type=Path, required=True)
+
+
+def validated(model: type, data: Any, where: str) -> Any:
+    """Build a pydantic model from config data; a bad key or value becomes one clear line."""
+    from pydantic import ValidationError
+
+    try:
+        return model.model_validate(data)
+    except ValidationError as e:
+        err = e.errors()[0]
+        key = ".".join(str(x) for x in err["loc"])
+        raise InputError(f"{where}: key '{key}': {err['msg']}") from None
+
+
+def build_judge_from_args(a: argparse.Namespace) -> Any:
+    """The judge named on the command line (`judge_args`)."""
+    from opsa.judges.spec import build_judge, load_judge_spec
+
+    return build_judge(a.judge, load_judge_spec(a.judge, a.spec), a.judge_model)
+
+
+def all_steps() -> dict[str, tuple[Handler, Callable[[argparse.ArgumentParser], None]]]:
+    """Every step, by name (importing the modules that define them registers them)."""
+    from opsa.cli import contexts, pipeline, training  # noqa: F401
+
+    return STEPS
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="opsa", description=__doc__)
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    sub = parser.add_subparsers(dest="step", required=True)
+    for name, (handler, setup) in all_steps().items():
+        p = sub.add_parser(name, help=(handler.__doc__ or "").strip() or None)
+        setup(p)
+        p.set_defaults(handler=handler)
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    try:
+        args.handler(args)
+    except InputError as e:
+        print(f"opsa {args.step}: error: {e}", file=sys.stderr)
+        return 1
+    return 0

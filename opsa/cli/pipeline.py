@@ -1,0 +1,138 @@
+"""Steps of the evaluation pipeline: models, data, generation, judges, evaluation, report."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from opsa.cli import (
+    bool_arg,
+    json_arg,
+    judge_args,
+    optional_path,
+    step,
+    validated,
+)
+
+
+def _prepare_model_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--spec", type=json_arg, required=True, help="a `models:` entry as JSON")
+    p.add_argument("--out", type=Path, required=True)
+
+
+@step("prepare-model", _prepare_model_args)
+def _prepare_model(a: argparse.Namespace) -> None:
+    from opsa.models.prepare import prepare_model
+    from opsa.models.reference import ModelSpec
+
+    prepare_model(validated(ModelSpec, a.spec, "models entry"), a.out)
+
+
+def _prepare_data_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--sets", type=json_arg, required=True, help="the `datasets:` block as JSON")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out-dir", type=Path, required=True)
+
+
+@step("prepare-data", _prepare_data_args)
+def _prepare_data(a: argparse.Namespace) -> None:
+    """Prompt sets from the configured sources, deduplicated between training and evaluation."""
+    from opsa.data.prepare import SetSpec, prepare_data
+
+    sets = {name: validated(SetSpec, spec, f"datasets.{name}") for name, spec in a.sets.items()}
+    prepare_data(sets, a.out_dir, a.seed)
+
+
+def _generate_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", type=Path, required=True)
+    p.add_argument("--prompts", type=Path, required=True)
+    p.add_argument("--sampling", type=json_arg, default={})
+    p.add_argument("--trust-remote-code", type=bool_arg, default=False)
+    p.add_argument("--out", type=Path, required=True)
+
+
+@step("generate", _generate_args)
+def _generate(a: argparse.Namespace) -> None:
+    from opsa.generation.engine import SamplingParams
+    from opsa.generation.run import generate_responses
+
+    params = validated(SamplingParams, a.sampling, "generation")
+    generate_responses(a.model, a.prompts, a.out, params, a.trust_remote_code)
+
+
+def _judge_stage_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--generations", type=Path, required=True)
+    judge_args(p)
+
+
+@step("judge", _judge_stage_args)
+def _judge(a: argparse.Namespace) -> None:
+    """Label each generated response with one judge."""
+    from opsa.judges.run import judge_responses
+    from opsa.judges.spec import load_judge_spec
+
+    spec = load_judge_spec(a.judge, a.spec)
+    judge_responses(a.generations, a.out, a.judge, spec, a.judge_model)
+
+
+def _validate_judge_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--labelled", type=Path, nargs="+", required=True)
+    p.add_argument(
+        "--reference-prefixes",
+        default=None,
+        help="a prefix list to report beside the judge: a phrase file or FILE.json:KEY",
+    )
+    judge_args(p)
+
+
+@step("validate-judge", _validate_judge_args)
+def _validate_judge(a: argparse.Namespace) -> None:
+    """Agreement and false-safe rate of a judge on labelled responses."""
+    from opsa.judges.refusal import PrefixListJudge, read_prefix_list
+    from opsa.judges.spec import load_judge_spec
+    from opsa.judges.validate import validate_judge
+
+    spec = load_judge_spec(a.judge, a.spec)
+    reference = None
+    if a.reference_prefixes:
+        reference = PrefixListJudge(read_prefix_list(a.reference_prefixes), "reference_prefixes")
+    validate_judge(a.labelled, a.judge, spec, a.judge_model, a.out, reference)
+
+
+def _evaluate_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--role", required=True)
+    p.add_argument("--prompts", type=Path, required=True)
+    p.add_argument("--generations", type=Path, required=True)
+    p.add_argument("--judgments", type=optional_path, default=None, help="a path or 'none'")
+    p.add_argument("--answer-type", default=None)
+    p.add_argument("--model", required=True)
+    p.add_argument("--variant", required=True)
+    p.add_argument("--dataset", required=True)
+    p.add_argument("--bootstrap", type=int, default=1000)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--items", type=Path, default=None, help="per-item results (JSONL)")
+
+
+@step("evaluate", _evaluate_args)
+def _evaluate(a: argparse.Namespace) -> None:
+    """Metric with a bootstrap interval for one model on one prompt set."""
+    from opsa.evaluation.evaluate import evaluate_set
+
+    evaluate_set(
+        a.role, a.prompts, a.generations, a.judgments, a.out, a.model, a.variant, a.dataset,
+        answer_type=a.answer_type, bootstrap=a.bootstrap, seed=a.seed, items_path=a.items,
+    )  # fmt: skip
+
+
+def _report_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--evals", type=Path, nargs="+", required=True)
+    p.add_argument("--out-dir", type=Path, required=True)
+
+
+@step("report", _report_args)
+def _report(a: argparse.Namespace) -> None:
+    """Summary table (csv, md) and the safety-against-reasoning plot."""
+    from opsa.report.summary import write_report
+
+    write_report(a.evals, a.out_dir)
