@@ -33,7 +33,14 @@ def test_smoke_config_runs_end_to_end(tmp_path: Path) -> None:
         rows = list(csv.DictReader(f))
     metrics = {r["metric"] for r in rows}
     assert {"harmful_compliance", "over_refusal", "accuracy"} <= metrics
+    assert {r["variant"] for r in rows} == {"base", "opsa", "offpolicy_sd"}
     for row in rows:
         assert float(row["ci_low"]) <= float(row["value"]) <= float(row["ci_high"])
         assert int(row["n"]) > 0
+    assert (report / "flip_rates_smollm2-135m.png").stat().st_size > 10_000
+    contexts = tmp_path / "results/contexts/smollm2-135m"
+    assert (contexts / "selected.json").is_file() and (contexts / "ranking.csv").is_file()
+    opsa = tmp_path / "results/models/smollm2-135m/opsa"
+    assert (opsa / "model.safetensors").is_file() and (opsa / "token_diagnostics.json").is_file()
+    assert len((opsa / "train_log.jsonl").read_text().splitlines()) == 2  # max_steps: 2
     assert list((tmp_path / "logs").rglob("*.log"))
