@@ -54,18 +54,6 @@ def judge_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", type=Path, required=True)
 
 
-def validated(model: type, data: Any, where: str) -> Any:
-    """Build a pydantic model from config data; a bad key or value becomes one clear line."""
-    from pydantic import ValidationError
-
-    try:
-        return model.model_validate(data)
-    except ValidationError as e:
-        err = e.errors()[0]
-        key = ".".join(str(x) for x in err["loc"])
-        raise InputError(f"{where}: key '{key}': {err['msg']}") from None
-
-
 def build_judge_from_args(a: argparse.Namespace) -> Any:
     """The judge named on the command line (`judge_args`)."""
     from opsa.judges.spec import build_judge, load_judge_spec

@@ -10,8 +10,8 @@ from opsa.cli import (
     json_arg,
     judge_args,
     step,
-    validated,
 )
+from opsa.errors import validated
 
 
 def _context_candidates_args(p: argparse.ArgumentParser) -> None:

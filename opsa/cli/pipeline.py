@@ -11,8 +11,8 @@ from opsa.cli import (
     judge_args,
     optional_path,
     step,
-    validated,
 )
+from opsa.errors import validated
 
 
 def _prepare_model_args(p: argparse.ArgumentParser) -> None:

@@ -11,8 +11,8 @@ from opsa.cli import (
     json_arg,
     judge_args,
     step,
-    validated,
 )
+from opsa.errors import validated
 
 
 def _train_args(p: argparse.ArgumentParser) -> None:

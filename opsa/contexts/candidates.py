@@ -18,7 +18,7 @@ from jinja2 import TemplateError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from opsa.contexts.placement import PLACEMENTS, Context, Placement, render_prompt
-from opsa.errors import InputError
+from opsa.errors import InputError, first_error
 from opsa.generation.engine import SamplingParams
 from opsa.generation.hf import HFGenerator
 from opsa.models.load import load_tokenizer
@@ -90,7 +90,8 @@ def load_grid(source: str | Path = "default") -> TemplateGrid:
     try:
         return TemplateGrid.model_validate(yaml.safe_load(text))
     except ValidationError as e:
-        raise InputError(f"{name}: bad template grid ({_first_error(e)})") from None
+        key, msg = first_error(e)
+        raise InputError(f"{name}: bad template grid ({key}: {msg})") from None
 
 
 def grid_candidates(grid: TemplateGrid) -> list[Context]:
@@ -194,8 +195,3 @@ def read_candidates(path: str | Path) -> list[Context]:
     rows = read_jsonl(path)
     require_columns(rows, ["id", "placement"], path)
     return [Context.from_row(row) for row in rows]
-
-
-def _first_error(e: ValidationError) -> str:
-    err = e.errors()[0]
-    return f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}"

@@ -25,9 +25,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
-from opsa.errors import InputError
+from opsa.errors import InputError, validated
 from opsa.generation.engine import Generator, SamplingParams
 from opsa.judges.base import Judge
 from opsa.judges.guard import (
@@ -77,12 +77,7 @@ class JudgeSpec(BaseModel):
 
 def load_judge_spec(name: str, config: dict[str, Any]) -> JudgeSpec:
     """A JudgeSpec from a config mapping; a bad key or value is one InputError line."""
-    try:
-        return JudgeSpec(**config)
-    except ValidationError as e:
-        err = e.errors()[0]
-        key = ".".join(str(p) for p in err["loc"])
-        raise InputError(f"judge '{name}': key '{key}': {err['msg']}") from None
+    return validated(JudgeSpec, config, f"judge '{name}'")
 
 
 def build_judge(

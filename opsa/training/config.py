@@ -6,7 +6,7 @@ from typing import Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from opsa.errors import InputError
+from opsa.errors import InputError, first_error
 
 
 class TrainConfig(BaseModel):
@@ -93,6 +93,5 @@ def parse_config(cls: type[C], data: dict, source: str) -> C:
     try:
         return cls.model_validate(data)
     except ValidationError as e:
-        err = e.errors()[0]
-        key = ".".join(str(p) for p in err["loc"]) or "(config)"
-        raise InputError(f"{source}: {key}: {err['msg']}") from None
+        key, msg = first_error(e)
+        raise InputError(f"{source}: {key}: {msg}") from None
