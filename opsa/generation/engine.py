@@ -41,6 +41,8 @@ class Generator(Protocol):
         """`params.samples` completions for each rendered prompt, in order."""
         ...
 
-    def next_token_logprobs(self, prompts: list[str], candidates: list[str]) -> list[list[float]]:
+    def next_token_logprobs(
+        self, prompts: list[str], candidates: list[str], batch_size: int = 8
+    ) -> list[list[float]]:
         """Log-probability of each candidate's first token as the next token of each prompt."""
         ...

@@ -66,12 +66,15 @@ class HFGenerator:
         return ids | {self.tokenizer.eos_token_id}
 
     @torch.inference_mode()
-    def next_token_logprobs(self, prompts: list[str], candidates: list[str]) -> list[list[float]]:
+    def next_token_logprobs(
+        self, prompts: list[str], candidates: list[str], batch_size: int = 8
+    ) -> list[list[float]]:
         first = [self.tokenizer.encode(c, add_special_tokens=False)[0] for c in candidates]
         rows: list[list[float]] = []
-        for start in tqdm(range(0, len(prompts), 8), desc=self.desc, unit="batch"):
-            batch = self._encode(prompts[start : start + 8])
-            logits = self.model(**batch).logits[:, -1, :].float()
+        for start in tqdm(range(0, len(prompts), batch_size), desc=self.desc, unit="batch"):
+            batch = self._encode(prompts[start : start + batch_size])
+            # only the last position's logits: never the full B x T x V tensor
+            logits = self.model(**batch, logits_to_keep=1).logits[:, -1, :].float()
             rows += torch.log_softmax(logits, dim=-1)[:, first].tolist()
         return rows
 

@@ -49,6 +49,7 @@ class LogprobGuardJudge:
     safe_label: str = "safe"
     unsafe_label: str = "unsafe"
     on_unparsed: OnUnparsed = "error"
+    batch_size: int = 8
 
     def __post_init__(self) -> None:
         encode = self.generator.tokenizer.encode
@@ -65,7 +66,7 @@ class LogprobGuardJudge:
 
     def judge(self, items: list[JudgeItem]) -> list[Verdict]:
         prompts = [self.template.render(self.generator.tokenizer, item) for item in items]
-        rows = self.generator.next_token_logprobs(prompts, self.labels)
+        rows = self.generator.next_token_logprobs(prompts, self.labels, self.batch_size)
         return [
             self._verdict(item, safe, unsafe)
             for item, (safe, unsafe) in zip(items, rows, strict=True)

@@ -12,8 +12,8 @@ Per-kind defaults (used where a field is left None):
 `template` is a file name in opsa/judges/templates/ or a path; `chat_template` sends the filled
 template as a user turn through the judge model's chat template; `on_unparsed` is "error"
 (default: an InputError naming the judge and item) or "none" (record None labels). The
-llama_guard kind scores with one forward pass in the backend's own batches, so `batch_size` and
-`max_new_tokens` only apply to the generating kinds. `max_response_tokens` sets the response
+llama_guard kind scores with one forward pass per batch of `batch_size`, so `max_new_tokens`
+only applies to the generating kinds. `max_response_tokens` sets the response
 tokens kept; `opening_chars` is refusal_pattern's window.
 
 refusal_pattern needs no model; every other kind needs `model` (a model key whose prepared
@@ -115,7 +115,12 @@ def build_judge(
     threshold = THRESHOLD.get(spec.kind, 0.0) if spec.threshold is None else spec.threshold
     if spec.kind == "llama_guard":
         return LogprobGuardJudge(
-            name, generator, template, threshold=threshold, on_unparsed=spec.on_unparsed
+            name,
+            generator,
+            template,
+            threshold=threshold,
+            on_unparsed=spec.on_unparsed,
+            batch_size=spec.batch_size,
         )
     params = SamplingParams(
         temperature=0.0,

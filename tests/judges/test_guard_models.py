@@ -4,6 +4,7 @@ import math
 import re
 
 import pytest
+import torch
 
 from opsa.errors import InputError
 from opsa.generation.hf import HFGenerator
@@ -34,6 +35,26 @@ def test_llama_guard_scores_are_the_renormalised_logprobs(generator):
         assert v.unsafe == (v.score > 0.5) and v.refused is None
     # the two items differ, so the forward passes did see the responses
     assert verdicts[0].raw != verdicts[1].raw
+
+
+def test_llama_guard_batches_as_configured_and_matches_a_plain_forward(generator, monkeypatch):
+    batches: list[int] = []
+    encode = generator._encode
+    monkeypatch.setattr(
+        generator, "_encode", lambda texts: batches.append(len(texts)) or encode(texts)
+    )
+    spec = JudgeSpec(kind="llama_guard", model="m", batch_size=1)
+    verdicts = build_judge("lg", spec, generator=generator).judge(ITEMS)
+    assert batches == [1, 1]
+    # the last-position shortcut gives the same log-probabilities as the full logits
+    template = PromptTemplate.load("llama_guard3.txt", chat=False)
+    text = template.render(generator.tokenizer, ITEMS[0])
+    ids = generator.tokenizer(text, return_tensors="pt", add_special_tokens=False)
+    with torch.inference_mode():
+        logp = torch.log_softmax(generator.model(**ids).logits[0, -1].float(), dim=-1)
+    unsafe_id = generator.tokenizer.encode("unsafe", add_special_tokens=False)[0]
+    unsafe = float(re.findall(r"unsafe=(-?[\d.]+)", verdicts[0].raw)[0])
+    assert unsafe == pytest.approx(logp[unsafe_id].item(), abs=1e-3)
 
 
 def test_llama_guard_labels_must_differ_in_their_first_token(generator):
