@@ -1,12 +1,17 @@
-from snakemake.utils import min_version, validate
+from snakemake.utils import min_version
+
+from opsa.config_check import check_config, check_config_files
 
 min_version("9.0")
+
+# Every problem in the config ends the run here with one line naming the file and line or key.
+check_config_files(["config.yaml", *workflow.overwrite_configfiles])
 
 
 configfile: "config.yaml"
 
 
-validate(config, "workflow/schemas/config.schema.yaml")
+check_config(config, "workflow/schemas/config.schema.yaml")
 
 
 report: "workflow/report/workflow.rst"
