@@ -13,6 +13,7 @@ from opsa.cli import (
     step,
 )
 from opsa.errors import validated
+from opsa.hub import hub_offline
 
 
 def _prepare_model_args(p: argparse.ArgumentParser) -> None:
@@ -22,6 +23,7 @@ def _prepare_model_args(p: argparse.ArgumentParser) -> None:
 
 @step("prepare-model", _prepare_model_args)
 def _prepare_model(a: argparse.Namespace) -> None:
+    hub_offline()  # before transformers is imported: see opsa.hub
     from opsa.models.prepare import prepare_model
     from opsa.models.reference import ModelSpec
 
@@ -37,6 +39,7 @@ def _prepare_data_args(p: argparse.ArgumentParser) -> None:
 @step("prepare-data", _prepare_data_args)
 def _prepare_data(a: argparse.Namespace) -> None:
     """Prompt sets from the configured sources, deduplicated between training and evaluation."""
+    hub_offline()  # before datasets is imported: see opsa.hub
     from opsa.data.prepare import SetSpec, prepare_data
 
     sets = {name: validated(SetSpec, spec, f"datasets.{name}") for name, spec in a.sets.items()}
