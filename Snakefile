@@ -1,5 +1,8 @@
+from pathlib import Path
+
 from snakemake.utils import min_version
 
+from opsa.cli.failures import print_failed_jobs
 from opsa.config_check import check_config, check_config_files
 
 min_version("9.0")
@@ -11,7 +14,7 @@ check_config_files(["config.yaml", *workflow.overwrite_configfiles])
 configfile: "config.yaml"
 
 
-check_config(config, "workflow/schemas/config.schema.yaml")
+check_config(config, Path(workflow.basedir) / "workflow/schemas/config.schema.yaml")
 
 
 report: "workflow/report/workflow.rst"
@@ -40,3 +43,7 @@ rule all:
     default_target: True
     input:
         final_outputs,
+
+
+onerror:
+    print_failed_jobs(workflow.scheduler.failed)  # each failed job's one-line cause

@@ -128,6 +128,8 @@ def _describe(error: Any) -> str:
     if error.validator == "oneOf" and all("required" in o for o in error.validator_value):
         options = "; ".join(", ".join(o["required"]) for o in error.validator_value)
         return f"{_key_path(path)}: give exactly one of: {options}"
+    if error.validator == "pattern" and "description" in error.schema:
+        return f"{_key_path(path)}: {error.instance!r}: use {error.schema['description']}"
     if error.validator == "enum":
         options = ", ".join(map(str, error.validator_value))
         return f"{_key_path(path)}: {error.instance!r} is not one of {options}"
