@@ -20,6 +20,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from opsa.errors import InputError, first_error
+from opsa.records import read_text
 
 
 def exit_with_one_line(e: InputError) -> NoReturn:
@@ -74,11 +75,7 @@ def load_yaml_strictly(path: str | Path) -> Any:
     """A YAML (or JSON) file's content; a syntax error, a repeated key or bytes that are not
     UTF-8 are one InputError naming the file and the line."""
     try:
-        text = Path(path).read_text(encoding="utf-8")
-    except UnicodeDecodeError as e:
-        raise InputError(f"{path}: not UTF-8 text (byte {e.start})") from None
-    try:
-        return yaml.load(_named(text, path), Loader=_StrictLoader)  # noqa: S506 (a SafeLoader)
+        return yaml.load(_named(read_text(path), path), Loader=_StrictLoader)  # noqa: S506 (a SafeLoader)
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
         where = f"{path}:{mark.line + 1}" if mark else str(path)
