@@ -43,11 +43,30 @@ def check_config(config: dict[str, Any], schema: str | Path) -> None:
     """Validate `config` against the schema (filling in its defaults), the settings models and
     its cross-references; the first problem ends the run with one line."""
     try:
-        check_schema(config, schema)
-        check_settings(config)
-        check_references(config)
+        validate_config(config, schema)
     except InputError as e:
         exit_with_one_line(e)
+
+
+def validate_config(config: dict[str, Any], schema: str | Path) -> None:
+    """The schema (filling in its defaults), the settings models, the cross-references."""
+    check_schema(config, schema)
+    check_settings(config)
+    check_references(config)
+
+
+def load_config_files(paths: Iterable[str | Path]) -> dict[str, Any]:
+    """The config that `--configfile` with these files gives: each read strictly, each
+    updating the ones before it key by key, as Snakemake merges them."""
+    from snakemake.utils import update_config
+
+    merged: dict[str, Any] = {}
+    for path in paths:
+        content = load_yaml_strictly(path)
+        if not isinstance(content, dict):
+            raise InputError(f"{path}: a config file must be a mapping of keys")
+        update_config(merged, content)
+    return merged
 
 
 class _StrictLoader(yaml.SafeLoader):

@@ -16,6 +16,21 @@ from opsa.errors import validated
 from opsa.hub import hub_offline
 
 
+def _check_config_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("configfiles", type=Path, nargs="+", help="merged in order, as --configfile")
+    p.add_argument("--schema", type=Path, default=Path("workflow/schemas/config.schema.yaml"))
+
+
+@step("check-config", _check_config_args)
+def _check_config(a: argparse.Namespace) -> None:
+    """The checks the Snakefile runs, on config files; also names the line of a YAML syntax
+    error in a file given with --configfile, which Snakemake reports without it."""
+    from opsa.config_check import load_config_files, validate_config
+
+    validate_config(load_config_files(a.configfiles), a.schema)
+    print(f"{', '.join(map(str, a.configfiles))}: config is valid")
+
+
 def _prepare_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--spec", type=json_arg, required=True, help="a `models:` entry as JSON")
     p.add_argument("--out", type=Path, required=True)

@@ -149,3 +149,18 @@ def test_repeated_nested_key_in_a_configfile(embedded_config, snakemake, tmp_pat
 def test_yaml_syntax_error_names_file_and_line(snakemake):
     text = "seed: 0\nmodels:\n  a: {source: x\npolicies: [a]\n"
     snakemake(text).error("config.yaml:4: YAML syntax error")
+
+
+def test_check_config_names_the_line_of_a_syntax_error_in_a_configfile(opsa, tmp_path):
+    # Snakemake reads --configfile files before the Snakefile and names neither file nor line
+    extra = tmp_path / "mine.yaml"
+    extra.write_text("seed: 1\ngeneration:\n  safety: {temperature: 0.5\n")
+    run = opsa("check-config", str(ROOT / "config.yaml"), str(extra), "--schema", str(SCHEMA))
+    run.error(f"opsa check-config: error: {extra}:4: YAML syntax error")
+
+
+def test_check_config_checks_the_merged_files(opsa, tmp_path):
+    extra = tmp_path / "mine.yaml"
+    extra.write_text("evaluation: {safety_judge: guard}\n")
+    run = opsa("check-config", str(ROOT / "config.yaml"), str(extra), "--schema", str(SCHEMA))
+    run.error("config key 'evaluation.safety_judge': 'guard' is not defined under judges")
