@@ -94,7 +94,7 @@ def load_yaml_strictly(path: str | Path) -> Any:
     """A YAML (or JSON) file's content; a syntax error, a repeated key or bytes that are not
     UTF-8 are one InputError naming the file and the line."""
     try:
-        return yaml.load(_named(read_text(path), path), Loader=_StrictLoader)  # noqa: S506 (a SafeLoader)
+        return yaml.load(_named(read_text(path), path), Loader=_StrictLoader)
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
         where = f"{path}:{mark.line + 1}" if mark else str(path)
@@ -179,8 +179,8 @@ def check_settings(config: dict[str, Any]) -> None:
         try:
             model.model_validate(data)
         except ValidationError as e:
-            key, msg = first_error(e, path)
-            raise InputError(f"config key '{key}': {msg}") from None
+            _, msg = first_error(e)
+            raise InputError(f"{_key_path((*path, *e.errors()[0]['loc']))}: {msg}") from None
 
 
 def check_references(config: dict[str, Any]) -> None:
@@ -227,7 +227,7 @@ def _judge_model(name: str, spec: dict[str, Any], models: dict[str, Any]) -> Non
         return
     if model is None:
         raise InputError(
-            f"config key '{where}': missing: kind {spec['kind']} needs a judge model "
+            f"config key '{where}': missing; kind {spec['kind']} needs a judge model "
             "(a key of models)"
         )
     _defined(model, models, where, "models")

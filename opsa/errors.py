@@ -14,12 +14,11 @@ class InputError(Exception):
     """A bad input: the message names the file, key, column or id and says what is wrong."""
 
 
-def first_error(e: ValidationError, prefix: tuple[str, ...] = ()) -> tuple[str, str]:
-    """The dotted key (after `prefix`, the keys above the validated block) and the message of
-    a validation error's first problem."""
+def first_error(e: ValidationError) -> tuple[str, str]:
+    """The dotted key and the message of a validation error's first problem."""
     err = e.errors()[0]
-    key = ".".join(str(p) for p in (*prefix, *err["loc"])) or "(config)"
-    return key, err["msg"].removeprefix("Value error, ")
+    key = ".".join(str(p) for p in err["loc"]) or "(config)"
+    return key, err["msg"].removeprefix("Value error, ")  # pydantic's prefix for our checks
 
 
 def validated(model: type[M], data: Any, where: str) -> M:

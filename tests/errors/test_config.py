@@ -88,7 +88,7 @@ CASES = {
     ),
     "bad value in a settings model": (
         _set("datasets.arithmetic.sources", [{"builtin": "benign", "size": 10}]),
-        ["datasets.arithmetic.sources.0", "size/seed"],
+        ["datasets.arithmetic.sources[0]", "size/seed"],
     ),
 }
 
