@@ -155,7 +155,7 @@ checkpoint select_context:
         selection=as_json(config["contexts"]["selection"]),
         scores=lambda wc, input: input.get("scores", ""),
     shell:
-        "python -m opsa --threads {threads} select-context --scores {params.scores:q} "
+        "python -m opsa --threads {threads} select-context --scores {params.scores} "
         "--candidates {input.candidates} --selection {params.selection:q} "
         "--out-dir results/contexts/{wildcards.model} > {log} 2>&1"
 
