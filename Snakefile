@@ -1,12 +1,20 @@
-from snakemake.utils import min_version, validate
+from pathlib import Path
+
+from snakemake.utils import min_version
+
+from opsa.cli.failures import print_failed_jobs
+from opsa.config_check import check_config, check_config_files
 
 min_version("9.0")
+
+# Every problem in the config ends the run here with one line naming the file and line or key.
+check_config_files(["config.yaml", *workflow.overwrite_configfiles])
 
 
 configfile: "config.yaml"
 
 
-validate(config, "workflow/schemas/config.schema.yaml")
+check_config(config, Path(workflow.basedir) / "workflow/schemas/config.schema.yaml")
 
 
 report: "workflow/report/workflow.rst"
@@ -35,3 +43,7 @@ rule all:
     default_target: True
     input:
         final_outputs,
+
+
+onerror:
+    print_failed_jobs(workflow.scheduler.failed)  # each failed job's one-line cause

@@ -17,7 +17,8 @@ class InputError(Exception):
 def first_error(e: ValidationError) -> tuple[str, str]:
     """The dotted key and the message of a validation error's first problem."""
     err = e.errors()[0]
-    return ".".join(str(p) for p in err["loc"]) or "(config)", err["msg"]
+    key = ".".join(str(p) for p in err["loc"]) or "(config)"
+    return key, err["msg"].removeprefix("Value error, ")  # pydantic's prefix for our checks
 
 
 def validated(model: type[M], data: Any, where: str) -> M:

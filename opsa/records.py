@@ -43,20 +43,36 @@ def _remove(path: Path) -> None:
         path.unlink()
 
 
-def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
-    """Read a JSONL file; a missing file or a bad line is an InputError naming it."""
+def read_text(path: str | Path) -> str:
+    """A UTF-8 text file's content; a missing file, or bytes that are not UTF-8, is an
+    InputError naming the file (and the line of the first bad byte)."""
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{path}: file not found")
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = data[: e.start].count(b"\n") + 1
+        raise InputError(
+            f"{path}:{line}: not UTF-8 text (byte 0x{data[e.start]:02x}); save it as UTF-8"
+        ) from None
+
+
+def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
+    """Read a JSONL file of objects; a missing file or a bad line is an InputError naming the
+    file, the line and the cause."""
     rows = []
-    with path.open(encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError as e:
-                raise InputError(f"{path}:{n}: not valid JSON ({e.msg})") from None
+    for n, line in enumerate(read_text(path).splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise InputError(f"{path}:{n}: not valid JSON ({e.msg} at column {e.colno})") from None
+        if not isinstance(row, dict):
+            raise InputError(f"{path}:{n}: not a JSON object (a {type(row).__name__})")
+        rows.append(row)
     return rows
 
 
@@ -67,13 +83,11 @@ def write_jsonl(path: str | Path, rows: Iterable[dict[str, Any]]) -> None:
 
 
 def read_json(path: str | Path) -> Any:
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"{path}: file not found")
+    text = read_text(path)
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        return json.loads(text)
     except json.JSONDecodeError as e:
-        raise InputError(f"{path}: not valid JSON ({e.msg})") from None
+        raise InputError(f"{path}:{e.lineno}: not valid JSON ({e.msg})") from None
 
 
 def write_json(path: str | Path, obj: Any) -> None:

@@ -13,6 +13,22 @@ from opsa.cli import (
     step,
 )
 from opsa.errors import validated
+from opsa.hub import hub_offline
+
+
+def _check_config_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("configfiles", type=Path, nargs="+", help="merged in order, as --configfile")
+    p.add_argument("--schema", type=Path, default=Path("workflow/schemas/config.schema.yaml"))
+
+
+@step("check-config", _check_config_args)
+def _check_config(a: argparse.Namespace) -> None:
+    """The checks the Snakefile runs, on config files; also names the line of a YAML syntax
+    error in a file given with --configfile, which Snakemake reports without it."""
+    from opsa.config_check import load_config_files, validate_config
+
+    validate_config(load_config_files(a.configfiles), a.schema)
+    print(f"{', '.join(map(str, a.configfiles))}: config is valid")
 
 
 def _prepare_model_args(p: argparse.ArgumentParser) -> None:
@@ -22,6 +38,7 @@ def _prepare_model_args(p: argparse.ArgumentParser) -> None:
 
 @step("prepare-model", _prepare_model_args)
 def _prepare_model(a: argparse.Namespace) -> None:
+    hub_offline()  # before transformers is imported: see opsa.hub
     from opsa.models.prepare import prepare_model
     from opsa.models.reference import ModelSpec
 
@@ -37,6 +54,7 @@ def _prepare_data_args(p: argparse.ArgumentParser) -> None:
 @step("prepare-data", _prepare_data_args)
 def _prepare_data(a: argparse.Namespace) -> None:
     """Prompt sets from the configured sources, deduplicated between training and evaluation."""
+    hub_offline()  # before datasets is imported: see opsa.hub
     from opsa.data.prepare import SetSpec, prepare_data
 
     sets = {name: validated(SetSpec, spec, f"datasets.{name}") for name, spec in a.sets.items()}

@@ -13,6 +13,7 @@ from opsa.cli import (
     step,
 )
 from opsa.errors import validated
+from opsa.hub import hub_offline
 
 
 def _train_args(p: argparse.ArgumentParser) -> None:
@@ -80,6 +81,7 @@ def _external_pairs_args(p: argparse.ArgumentParser) -> None:
 @step("external-pairs", _external_pairs_args)
 def _external_pairs(a: argparse.Namespace) -> None:
     """An external teacher's (prompt, response) pairs for the external-teacher baseline."""
+    hub_offline()  # before datasets is imported: see opsa.hub
     from opsa.data.sources import SourceSpec
     from opsa.training.sft import external_pairs
 

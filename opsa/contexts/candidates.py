@@ -152,7 +152,8 @@ def generated_candidates(spec: GeneratedCandidates, generator: HFGenerator) -> l
 
 
 def validate_pool(contexts: list[Context], tokenizer: Any) -> None:
-    """Non-empty, unique ids, and every candidate renders into the model's chat template."""
+    """Non-empty, unique ids, every candidate says something, and every candidate renders
+    into the model's chat template."""
     if not contexts:
         raise InputError(
             "candidate pool: no candidates (the grid, user file and generator gave none)"
@@ -162,6 +163,11 @@ def validate_pool(contexts: list[Context], tokenizer: Any) -> None:
         if context.id in seen:
             raise InputError(f"candidate pool: duplicate candidate id '{context.id}'")
         seen.add(context.id)
+        if not all(piece.strip() for piece in context.pieces()):
+            raise InputError(
+                f"context '{context.id}': empty text (it would leave the teacher's prompt equal "
+                "to the student's)"
+            )
         try:
             render_prompt(tokenizer, PROBE_PROMPT, context)
         except TemplateError as e:

@@ -19,6 +19,8 @@ from pydantic import BaseModel, ConfigDict, field_validator, model_validator
 from opsa.data.builtin import DEFAULT_SIZE, GENERATED, BuiltinName
 from opsa.data.builtin import load as load_builtin
 from opsa.errors import InputError
+from opsa.hub import hub_failure
+from opsa.records import read_jsonl, read_text
 
 log = logging.getLogger(__name__)
 
@@ -174,16 +176,25 @@ def load_file(path: Path, fmt: FileFormat | None = None) -> list[dict[str, Any]]
         known = ", ".join(SUFFIX_FORMATS)
         raise InputError(f"{path}: cannot infer the format from '{path.suffix}' ({known})")
     if fmt == "txt":
-        lines = path.read_text(encoding="utf-8").splitlines()
+        lines = read_text(path).splitlines()
         return [{"prompt": line.strip()} for line in lines if line.strip()]
+    if fmt == "jsonl":
+        return _columns_filled(read_jsonl(path))
+    if fmt != "parquet":
+        read_text(path)  # text that is not UTF-8 is named here, not inside `datasets`
     import datasets
 
-    builder = "json" if fmt == "jsonl" else fmt
     try:
-        data = datasets.load_dataset(builder, data_files=str(path), split="train")
+        data = datasets.load_dataset(fmt, data_files=str(path), split="train")
     except Exception as e:  # datasets raises many types for unreadable files
         raise InputError(f"{path}: cannot read as {fmt} ({_first_line(e)})") from None
     return data.to_list()
+
+
+def _columns_filled(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Rows with every column any row has (None where missing), as `datasets` reads them."""
+    columns = dict.fromkeys(key for row in rows for key in row)
+    return [{column: row.get(column) for column in columns} for row in rows]
 
 
 def _load_hub(spec: SourceSpec) -> list[dict[str, Any]]:
@@ -194,7 +205,7 @@ def _load_hub(spec: SourceSpec) -> list[dict[str, Any]]:
             spec.hub, spec.subset, split=spec.split, revision=spec.revision
         )
     except Exception as e:  # offline, gated, unknown id or split: all one message
-        raise InputError(f"hub dataset '{spec.hub}': cannot load ({_first_line(e)})") from None
+        raise InputError(hub_failure(f"hub dataset '{spec.hub}'", e)) from None
     return data.to_list()
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 from opsa.contexts.placement import render_prompt
 from opsa.generation.engine import SamplingParams
 from opsa.generation.hf import HFGenerator
+from opsa.models.max_length import check_prompt_lengths
 from opsa.records import read_jsonl, require_columns, write_jsonl
 
 log = logging.getLogger(__name__)
@@ -26,6 +27,14 @@ def generate_responses(
     generator = HFGenerator.from_dir(model_dir, trust_remote_code)
     generator.desc = f"generate {Path(prompts_path).stem}"
     texts = [render_prompt(generator.tokenizer, row["prompt"]) for row in rows]
+    check_prompt_lengths(
+        model_dir,
+        generator.tokenizer,
+        [r["id"] for r in rows],
+        texts,
+        params.max_new_tokens,
+        prompts_path,
+    )
     start = time.perf_counter()
     completions = generator.generate(texts, params)
     seconds = time.perf_counter() - start

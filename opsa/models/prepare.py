@@ -13,6 +13,7 @@ import torch
 from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
 from opsa.errors import InputError
+from opsa.hub import hub_failure, hub_offline
 from opsa.models.reference import ModelSpec, kind_of, resolve_gguf
 from opsa.records import atomic_path
 
@@ -31,15 +32,19 @@ def prepare_model(spec: ModelSpec, out_dir: str | Path) -> None:
         tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=name)
         model = _from_gguf(folder, name, dtype)
     else:
-        kwargs = {"revision": spec.revision, "trust_remote_code": spec.trust_remote_code}
+        kwargs = {
+            "revision": spec.revision,
+            "trust_remote_code": spec.trust_remote_code,
+            "local_files_only": hub_offline(),
+        }
         try:
             tokenizer = AutoTokenizer.from_pretrained(spec.source, **kwargs)
             model = AutoModelForCausalLM.from_pretrained(
                 spec.source, dtype=dtype, use_safetensors=True, **kwargs
             )
         except OSError as e:
-            first = str(e).strip().splitlines()[0]
-            raise InputError(f"model source '{spec.source}': cannot load ({first})") from None
+            what = f"model source '{spec.source}' (not a local directory, so a hub id)"
+            raise InputError(hub_failure(what, e)) from None
     with atomic_path(out_dir) as tmp:
         model.save_pretrained(tmp, safe_serialization=True)
         tokenizer.save_pretrained(tmp)

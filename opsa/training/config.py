@@ -40,10 +40,11 @@ class TrainConfig(BaseModel):
     )
 
     @model_validator(mode="after")
-    def _micro_fits(self) -> TrainConfig:
-        if self.micro_batch_size > self.batch_size:
+    def _micro_divides_batch(self) -> TrainConfig:
+        if self.batch_size % self.micro_batch_size:
             raise ValueError(
-                f"micro_batch_size ({self.micro_batch_size}) exceeds batch_size ({self.batch_size})"
+                f"batch_size ({self.batch_size}) must be a multiple of micro_batch_size "
+                f"({self.micro_batch_size})"
             )
         return self
 

@@ -90,6 +90,23 @@ def test_duplicate_ids_are_an_input_error(tokenizer):
         validate_pool(pool, tokenizer)
 
 
+@pytest.mark.parametrize(
+    "context",
+    [Context("blank", "   ", "system"), Context("demo", "x", "demonstrations", (("p", " "),))],
+)
+def test_context_without_text_is_an_input_error(tokenizer, context):
+    with pytest.raises(InputError, match=f"context '{context.id}': empty text"):
+        validate_pool([context], tokenizer)
+
+
+def test_user_file_context_without_text_fails_before_writing(tmp_path, embedded_model_dir):
+    user = write_rows(tmp_path / "u.jsonl", [{"id": "quiet", "placement": "system"}])
+    out = tmp_path / "c.jsonl"
+    with pytest.raises(InputError, match="context 'quiet': empty text"):
+        build_candidates(CandidatesConfig(grid=None, user_file=str(user)), embedded_model_dir, out)
+    assert not out.exists()
+
+
 def test_unknown_placement_is_an_input_error(tmp_path):
     grid = tmp_path / "grid.yaml"
     grid.write_text(

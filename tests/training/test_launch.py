@@ -30,7 +30,7 @@ def test_deepspeed_config(stage):
 
 def test_geometry_and_ema_rules():
     with pytest.raises(InputError, match="multiple of micro_batch_size"):
-        deepspeed_config(OPSAConfig(batch_size=6, micro_batch_size=4), 1, 2)
+        deepspeed_config(OPSAConfig(batch_size=6, micro_batch_size=2), 2, 2)
     with pytest.raises(InputError, match="ZeRO stage 2"):
         deepspeed_config(OPSAConfig(teacher="ema"), 1, 3)
 

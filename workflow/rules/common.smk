@@ -1,5 +1,6 @@
 # Helpers for the workflow: config look-ups and input functions (no rules here).
 import json
+import shlex
 
 SAFETY_ROLES = ("eval_harmful", "eval_overrefusal")
 EVAL_ROLES = (*SAFETY_ROLES, "eval_reasoning")
@@ -84,7 +85,7 @@ def flip_rate_plots():
 
 def reference_prefixes_arg():
     reference = config["judge_validation"].get("reference_prefixes")
-    return f"--reference-prefixes '{reference}'" if reference else ""
+    return f"--reference-prefixes {shlex.quote(reference)}" if reference else ""
 
 
 def training_set(role):

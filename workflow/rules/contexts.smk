@@ -43,8 +43,8 @@ rule flip_rate_baseline:
         sampling=as_json(config["contexts"]["sampling"]),
     shell:
         "python -m opsa --threads {threads} flip-baseline --model-dir {input.model} "
-        "--harmful {input.harmful} --benign {input.benign} --n-harmful {params.n_harmful} "
-        "--n-benign {params.n_benign} --seed {params.seed} --sampling {params.sampling:q} "
+        "--harmful {input.harmful} --benign {input.benign} --n-harmful {params.n_harmful:q} "
+        "--n-benign {params.n_benign:q} --seed {params.seed:q} --sampling {params.sampling:q} "
         "--out {output} > {log} 2>&1"
 
 
@@ -78,9 +78,9 @@ rule score_flip_rate:
     shell:
         "python -m opsa --threads {threads} flip-score --model-dir {input.model} "
         "--candidates {input.candidates} --baseline {input.baseline} "
-        "--shard {wildcards.shard} --shards {params.shards} --sampling {params.sampling:q} "
-        "--seed {params.seed} --judge {params.judge} --spec {params.spec:q} "
-        "--judge-model {params.judge_model} --out {output.scores} > {log} 2>&1"
+        "--shard {wildcards.shard} --shards {params.shards:q} --sampling {params.sampling:q} "
+        "--seed {params.seed:q} --judge {params.judge:q} --spec {params.spec:q} "
+        "--judge-model {params.judge_model:q} --out {output.scores} > {log} 2>&1"
 
 
 rule merge_flip_rates:
@@ -130,8 +130,8 @@ rule search_contexts:
         "python -m opsa --threads {threads} context-search --model-dir {input.model} "
         "--candidates {input.candidates} --scores {input.scores} --baseline {input.baseline} "
         "--search {params.search:q} --selection {params.selection:q} "
-        "--sampling {params.sampling:q} --judge {params.judge} --spec {params.spec:q} "
-        "--judge-model {params.judge_model} --out-dir results/contexts/{wildcards.model}/search "
+        "--sampling {params.sampling:q} --judge {params.judge:q} --spec {params.spec:q} "
+        "--judge-model {params.judge_model:q} --out-dir results/contexts/{wildcards.model}/search "
         "> {log} 2>&1"
 
 
@@ -171,7 +171,7 @@ rule export_chosen_contexts:
     conda:
         "../../envs/opsa.yaml"
     shell:
-        "cp {input} {output} 2> {log}"
+        "cp {input:q} {output:q} 2> {log}"
 
 
 rule plot_flip_rates:
@@ -192,5 +192,5 @@ rule plot_flip_rates:
     params:
         rate=config["contexts"]["selection"]["tfr"],
     shell:
-        "python -m opsa --threads {threads} flip-plot --scores {input} --rate {params.rate} "
+        "python -m opsa --threads {threads} flip-plot --scores {input} --rate {params.rate:q} "
         "--out {output} > {log} 2>&1"

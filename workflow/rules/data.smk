@@ -16,5 +16,5 @@ rule prepare_data:
         sets=as_json(config["datasets"]),
         seed=config["seed"],
     shell:
-        "python -m opsa --threads {threads} prepare-data --sets {params.sets:q} --seed {params.seed} "
+        "python -m opsa --threads {threads} prepare-data --sets {params.sets:q} --seed {params.seed:q} "
         "--out-dir results/data > {log} 2>&1"

@@ -21,8 +21,8 @@ rule evaluate:
         bootstrap=config["evaluation"]["bootstrap"],
         seed=config["seed"],
     shell:
-        "python -m opsa --threads {threads} evaluate --role {params.role} --prompts {input.prompts} "
-        "--generations {input.generations} --judgments {params.judgments} "
-        "--answer-type {params.answer_type} --model {wildcards.model} "
+        "python -m opsa --threads {threads} evaluate --role {params.role:q} --prompts {input.prompts} "
+        "--generations {input.generations} --judgments {params.judgments:q} "
+        "--answer-type {params.answer_type:q} --model {wildcards.model} "
         "--variant {wildcards.variant} --dataset {wildcards.dataset} "
-        "--bootstrap {params.bootstrap} --seed {params.seed} --out {output.metric} --items {output.per_item} > {log} 2>&1"
+        "--bootstrap {params.bootstrap:q} --seed {params.seed:q} --out {output.metric} --items {output.per_item} > {log} 2>&1"

@@ -20,5 +20,5 @@ rule generate:
         trust=lambda wc: config["models"][wc.model]["trust_remote_code"],
     shell:
         "python -m opsa --threads {threads} generate --model {input.model} --prompts {input.prompts} "
-        "--sampling {params.sampling:q} --trust-remote-code {params.trust} "
+        "--sampling {params.sampling:q} --trust-remote-code {params.trust:q} "
         "--out {output} > {log} 2>&1"

@@ -19,7 +19,7 @@ rule judge:
         judge_model=lambda wc, input: input.judge_model or "none",
     shell:
         "python -m opsa --threads {threads} judge --generations {input.generations} --judge {wildcards.judge} "
-        "--spec {params.spec:q} --judge-model {params.judge_model} --out {output} > {log} 2>&1"
+        "--spec {params.spec:q} --judge-model {params.judge_model:q} --out {output} > {log} 2>&1"
 
 
 rule validate_judge:
@@ -49,4 +49,4 @@ rule validate_judge:
     shell:
         "python -m opsa --threads {threads} validate-judge --labelled {input.labelled:q} --judge {wildcards.judge} "
         "{params.reference} "
-        "--spec {params.spec:q} --judge-model {params.judge_model} --out {output} > {log} 2>&1"
+        "--spec {params.spec:q} --judge-model {params.judge_model:q} --out {output} > {log} 2>&1"

@@ -25,9 +25,9 @@ rule offpolicy_pairs:
         judge_model=lambda wc, input: input.get("judge_model", "none"),
     shell:
         "python -m opsa --threads {threads} offpolicy-pairs --model-dir {input.model} "
-        "--harmful {input.harmful} --benign {input.benign} --contexts {input.contexts} "
-        "--sampling {params.sampling:q} --judge {params.judge} --spec {params.spec:q} "
-        "--judge-model {params.judge_model} --out {output} > {log} 2>&1"
+        "--harmful {input.harmful} --benign {input.benign} --contexts {input.contexts:q} "
+        "--sampling {params.sampling:q} --judge {params.judge:q} --spec {params.spec:q} "
+        "--judge-model {params.judge_model:q} --out {output} > {log} 2>&1"
 
 
 rule external_pairs:
@@ -44,7 +44,7 @@ rule external_pairs:
         seed=config["seed"],
     shell:
         "python -m opsa --threads {threads} external-pairs --source {params.source:q} "
-        "{params.n} --seed {params.seed} --out {output} > {log} 2>&1"
+        "{params.n} --seed {params.seed:q} --out {output} > {log} 2>&1"
 
 
 rule train_opsa:
@@ -72,7 +72,7 @@ rule train_opsa:
     shell:
         "python -m opsa --threads {threads} train opsa --config {params.settings:q} "
         "--model-dir {input.model} --harmful {input.harmful} --benign {input.benign} "
-        "--contexts {input.contexts} --out-dir {output} --work-dir {params.work_dir} "
+        "--contexts {input.contexts:q} --out-dir {output} --work-dir {params.work_dir:q} "
         "> {log} 2>&1"
 
 
@@ -101,4 +101,4 @@ rule train_sft:
     shell:
         "python -m opsa --threads {threads} train sft --config {params.settings:q} "
         "--model-dir {input.model} --pairs {input.pairs} --out-dir {output} "
-        "--work-dir {params.work_dir} > {log} 2>&1"
+        "--work-dir {params.work_dir:q} > {log} 2>&1"

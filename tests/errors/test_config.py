@@ -1,0 +1,166 @@
+"""A bad config stops `snakemake` before any rule runs, with one line naming the file and line
+or the key path (dry runs: the check runs while the Snakefile is read)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from opsa.config_check import check_config
+
+ROOT = Path(__file__).resolve().parents[2]
+SCHEMA = ROOT / "workflow/schemas/config.schema.yaml"
+Config = dict[str, Any]
+
+
+def _set(path: str, value: Any) -> Callable[[Config], None]:
+    def change(config: Config) -> None:
+        *parents, last = path.split(".")
+        for key in parents:
+            config = config.setdefault(key, {})
+        config[last] = value
+
+    return change
+
+
+def _drop_model_of_guard(config: Config) -> None:
+    config["judges"]["guard"] = {"kind": "llama_guard"}
+    config["evaluation"]["safety_judge"] = "guard"
+
+
+def _two_harmful_training_sets(config: Config) -> None:
+    config["datasets"]["train_benign"]["role"] = "train_harmful"
+
+
+CASES = {
+    "unknown key": (_set("bogus_key", 1), ["config key 'bogus_key'", "unknown key"]),
+    "unknown nested key": (
+        _set("generation.safety.temprature", 0.5),
+        ["generation.safety.temprature", "unknown key"],
+    ),
+    "wrong type": (_set("seed", "zero"), ["config key 'seed'", "integer"]),
+    "bad enum": (_set("datasets.harmbench.role", "eval"), ["datasets.harmbench.role", "'eval'"]),
+    "source with two locations": (
+        _set("datasets.harmbench.sources", [{"path": "a.txt", "hub": "b/c"}]),
+        ["datasets.harmbench.sources[0]", "exactly one of"],
+    ),
+    "policy not a model": (_set("policies", ["qwen3-8b"]), ["policies[0]", "'qwen3-8b'", "models"]),
+    "safety judge not defined": (
+        _set("evaluation.safety_judge", "llamaguard"),
+        ["evaluation.safety_judge", "'llamaguard'", "judges"],
+    ),
+    "context-search judge not defined": (
+        _set("contexts.judge", "wildguard"),
+        ["contexts.judge", "'wildguard'"],
+    ),
+    "validated judge not defined": (
+        _set("judge_validation.judges", ["refusal", "harmbench"]),
+        ["judge_validation.judges[1]", "'harmbench'"],
+    ),
+    "off-policy judge not defined": (
+        _set("training.offpolicy.judge", "strongreject"),
+        ["training.offpolicy.judge", "'strongreject'"],
+    ),
+    "guard judge without a model": (_drop_model_of_guard, ["judges.guard.model", "llama_guard"]),
+    "guard judge model not defined": (
+        _set("judges.guard", {"kind": "wildguard", "model": "wildguard-7b"}),
+        ["judges.guard.model", "'wildguard-7b'", "models"],
+    ),
+    "judge name unfit for paths": (
+        _set("judges.my judge;x", {"kind": "refusal_pattern"}),
+        ["config key 'judges'", "'my judge;x'"],
+    ),
+    "two sets for one training role": (
+        _two_harmful_training_sets,
+        ["datasets", "train_harmful", "train_benign"],
+    ),
+    "external teacher without a source": (
+        _set("training.methods", ["external_teacher"]),
+        ["training.external.source"],
+    ),
+    "batch not a multiple of micro-batch": (
+        _set("training.common.batch_size", 12),
+        ["config key 'training'", "batch_size (12)", "micro_batch_size (8)"],
+    ),
+    "bad value in a settings model": (
+        _set("datasets.arithmetic.sources", [{"builtin": "benign", "size": 10}]),
+        ["datasets.arithmetic.sources[0]", "size/seed"],
+    ),
+}
+
+
+# one case per kind of check through `snakemake -n` (about 1.5 s each); every case in-process
+# through the function the Snakefile calls
+THROUGH_SNAKEMAKE = (
+    "unknown nested key",
+    "wrong type",
+    "policy not a model",
+    "safety judge not defined",
+    "guard judge without a model",
+    "batch not a multiple of micro-batch",
+)
+
+
+@pytest.mark.parametrize("case", THROUGH_SNAKEMAKE)
+def test_bad_config_is_one_line_before_any_rule(case, embedded_config, snakemake, tmp_path):
+    change, named = CASES[case]
+    change(embedded_config)
+    snakemake(embedded_config).error("opsa config: error:", *named)
+    assert not (tmp_path / "results").exists() and not (tmp_path / "logs").exists()
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_config_check_names_the_key(case, embedded_config):
+    change, named = CASES[case]
+    change(embedded_config)
+    with pytest.raises(SystemExit) as stop:
+        check_config(embedded_config, SCHEMA)
+    line = str(stop.value.code)
+    assert line.startswith("opsa config: error: ") and "\n" not in line
+    for name in named:
+        assert name in line, line
+
+
+def test_shipped_configs_pass_the_check():
+    for path in [ROOT / "config.yaml", *sorted((ROOT / "config").glob("*.yaml"))]:
+        check_config(yaml.safe_load(path.read_text()), SCHEMA)
+
+
+def test_repeated_key_names_file_key_and_line(embedded_config, snakemake, tmp_path):
+    text = yaml.safe_dump(embedded_config, sort_keys=False) + "seed: 3\n"
+    last = len(text.splitlines())
+    snakemake(text).error(f"config.yaml:{last}: key 'seed' repeated")
+
+
+def test_repeated_nested_key_in_a_configfile(embedded_config, snakemake, tmp_path):
+    text = yaml.safe_dump(embedded_config, sort_keys=False)
+    text = text.replace("  bootstrap: 1000\n", "  bootstrap: 1000\n  bootstrap: 200\n")
+    extra = tmp_path / "mine.yaml"
+    extra.write_text(text)
+    line = text.splitlines().index("  bootstrap: 200") + 1
+    run = snakemake(None, "--configfile", str(extra))
+    run.error(f"{extra}:{line}: key 'bootstrap' repeated")
+
+
+def test_yaml_syntax_error_names_file_and_line(snakemake):
+    text = "seed: 0\nmodels:\n  a: {source: x\npolicies: [a]\n"
+    snakemake(text).error("config.yaml:4: YAML syntax error")
+
+
+def test_check_config_names_the_line_of_a_syntax_error_in_a_configfile(opsa, tmp_path):
+    # Snakemake reads --configfile files before the Snakefile and names neither file nor line
+    extra = tmp_path / "mine.yaml"
+    extra.write_text("seed: 1\ngeneration:\n  safety: {temperature: 0.5\n")
+    run = opsa("check-config", str(ROOT / "config.yaml"), str(extra), "--schema", str(SCHEMA))
+    run.error(f"opsa check-config: error: {extra}:4: YAML syntax error")
+
+
+def test_check_config_checks_the_merged_files(opsa, tmp_path):
+    extra = tmp_path / "mine.yaml"
+    extra.write_text("evaluation: {safety_judge: guard}\n")
+    run = opsa("check-config", str(ROOT / "config.yaml"), str(extra), "--schema", str(SCHEMA))
+    run.error("config key 'evaluation.safety_judge': 'guard' is not defined under judges")

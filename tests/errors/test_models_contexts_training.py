@@ -1,0 +1,93 @@
+"""Bad models, contexts, judges and training settings, through `python -m opsa <step>` as the
+rules call them: one line naming the culprit, nothing written."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+DROPS_SYSTEM = (
+    "{% for m in messages %}{% if m['role'] != 'system' %}"
+    "<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endif %}{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+
+
+def test_gguf_file_that_is_not_gguf(opsa, tmp_path):
+    (tmp_path / "model.gguf").write_text("not a model")
+    run = opsa("prepare-model", "--spec", json.dumps({"source": "model.gguf"}), "--out", "m")
+    run.error("model source 'model.gguf'", "not a GGUF file")
+    assert not (tmp_path / "m").exists()
+
+
+def test_hub_id_fails_at_once_when_the_hub_cannot_be_reached(opsa, tmp_path):
+    spec = json.dumps({"source": "nobody-here/no-such-model"})
+    # port 9 of this machine refuses connections: the hub counts as unreachable
+    run = opsa("prepare-model", "--spec", spec, "--out", "m", HF_ENDPOINT="http://127.0.0.1:9")
+    run.error("model source 'nobody-here/no-such-model'", "offline")
+    assert not (tmp_path / "m").exists()
+
+
+def test_missing_local_model_directory(opsa, tmp_path):
+    run = opsa("prepare-model", "--spec", json.dumps({"source": "./models/mine"}), "--out", "m")
+    run.error("model source './models/mine'", "directory not found")
+
+
+def _user_pool(tmp_path: Path, rows: list[dict]) -> str:
+    path = tmp_path / "mine.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return json.dumps({"grid": None, "user_file": str(path)})
+
+
+@pytest.mark.parametrize(
+    ("row", "named"),
+    [
+        ({"id": "quiet", "text": "  ", "placement": "system"}, ["context 'quiet'", "empty text"]),
+        (
+            {"id": "odd", "text": "Refuse.", "placement": "footnote"},
+            ["context 'odd'", "unknown placement 'footnote'"],
+        ),
+    ],
+)
+def test_bad_user_context(opsa, tmp_path, embedded_model_dir, row, named):
+    spec = _user_pool(tmp_path, [row])
+    run = opsa(
+        "context-candidates", "--spec", spec, "--model-dir", str(embedded_model_dir),
+        "--out", "c.jsonl",
+    )  # fmt: skip
+    run.error(*named)
+    assert not (tmp_path / "c.jsonl").exists()
+
+
+def test_chat_template_that_drops_a_context(opsa, tmp_path, embedded_model_dir):
+    model = tmp_path / "model"
+    model.mkdir()
+    for name in ("config.json", "tokenizer.json", "tokenizer_config.json"):
+        shutil.copy(embedded_model_dir / name, model / name)
+    (model / "chat_template.jinja").write_text(DROPS_SYSTEM)
+    spec = _user_pool(tmp_path, [{"id": "sys", "text": "Refuse harm.", "placement": "system"}])
+    run = opsa("context-candidates", "--spec", spec, "--model-dir", str(model), "--out", "c.jsonl")
+    run.error("context 'sys'", "does not keep placement 'system'")
+    assert not (tmp_path / "c.jsonl").exists()
+
+
+def test_batch_not_a_multiple_of_micro_batch_single_process(opsa, tmp_path):
+    settings = json.dumps({"batch_size": 6, "micro_batch_size": 4})
+    run = opsa(
+        "train", "sft", "--config", settings, "--model-dir", "m", "--pairs", "p.jsonl",
+        "--out-dir", "out", "--work-dir", "work",
+    )  # fmt: skip
+    run.error("batch_size (6) must be a multiple of micro_batch_size (4)")
+    assert not (tmp_path / "out").exists() and not (tmp_path / "work").exists()
+
+
+def test_guard_judge_without_a_model(opsa, tmp_path):
+    row = {"id": "a", "sample": 0, "prompt": "p", "response": "r"}
+    (tmp_path / "g.jsonl").write_text(json.dumps(row) + "\n")
+    spec = json.dumps({"kind": "llama_guard"})
+    run = opsa("judge", "--generations", "g.jsonl", "--judge", "lg", "--spec", spec, "--out", "j")
+    run.error("judge 'lg'", "needs a judge model")
+    assert not (tmp_path / "j").exists()
