@@ -80,8 +80,17 @@ class OPSAConfig(TrainConfig):
             )
         if self.estimator == "sampled" and self.token_ids is not None:
             raise ValueError("token_ids restricts a distribution's support: not with 'sampled'")
+        if self.estimator == "sampled" and self.top_p < 1.0:
+            raise ValueError(
+                "estimator 'sampled' needs rollouts from the tempered student itself: top_p 1.0"
+            )
         if self.token_ids is not None and not self.token_ids:
             raise ValueError("token_ids is empty")
+        seen: set[int] = set()
+        for token in self.token_ids or []:
+            if token in seen:
+                raise ValueError(f"token_ids: id {token} appears more than once")
+            seen.add(token)
         return self
 
 
