@@ -11,15 +11,22 @@ import yaml
 from opsa.cli import main as opsa_main
 from opsa.errors import InputError
 from opsa.training.config import OPSAConfig
-from opsa.training.launch import deepspeed_config, launch_command, write_launch_files
+from opsa.training.launch import (
+    deepspeed_config,
+    launch_command,
+    write_cpu_launch_files,
+    write_launch_files,
+)
 
 
 @pytest.mark.parametrize("stage", [2, 3])
 def test_deepspeed_config(stage):
-    cfg = OPSAConfig(batch_size=64, micro_batch_size=4, grad_clip=0.5)
+    cfg = OPSAConfig(batch_size=64, micro_batch_size=4, grad_clip=0.5, mixed_precision="bf16")
     ds = deepspeed_config(cfg, num_processes=4, zero_stage=stage)
     assert ds["zero_optimization"]["stage"] == stage
-    assert ds["bf16"] == {"enabled": True}
+    assert ds["bf16"] == {"enabled": True}  # bf16 compute over DeepSpeed's fp32 master
+    no_mp = deepspeed_config(cfg.model_copy(update={"mixed_precision": "no"}), 4, stage)
+    assert no_mp["bf16"] == {"enabled": False}
     assert ds["train_micro_batch_size_per_gpu"] == 4
     assert ds["gradient_accumulation_steps"] == 4
     assert ds["train_batch_size"] == 64
@@ -36,7 +43,7 @@ def test_geometry_and_ema_rules():
 
 
 def test_launch_files_and_command(tmp_path, capsys):
-    cfg = OPSAConfig(batch_size=8, micro_batch_size=2)
+    cfg = OPSAConfig(batch_size=8, micro_batch_size=2, mixed_precision="bf16")
     paths = write_launch_files(cfg, 2, 3, tmp_path)
     acc = yaml.safe_load(paths["accelerate"].read_text())
     assert acc["distributed_type"] == "DEEPSPEED" and acc["mixed_precision"] == "bf16"
@@ -61,3 +68,15 @@ def test_launch_files_and_command(tmp_path, capsys):
     # the command line parses exactly these arguments, and fails on the missing files
     assert opsa_main(cmd[cmd.index("-m") + 2 :]) == 1
     assert "file not found" in capsys.readouterr().err
+
+
+def test_cpu_launch_files(tmp_path):
+    """CPUs: torchrun through accelerate's multi-GPU launcher, each worker told to use the CPU
+    (ACCELERATE_USE_CPU, set by launch_training), so accelerate joins them over gloo; no
+    DeepSpeed. The 2-process run itself is tests/training/test_multiprocess.py (slow)."""
+    cfg = OPSAConfig(batch_size=3, micro_batch_size=1)
+    paths = write_cpu_launch_files(cfg, 2, tmp_path)
+    acc = yaml.safe_load(paths["accelerate"].read_text())
+    assert acc["distributed_type"] == "MULTI_GPU" and acc["num_processes"] == 2
+    assert acc["use_cpu"] is False and "deepspeed_config" not in acc
+    assert OPSAConfig.model_validate(json.loads(paths["config"].read_text())) == cfg
