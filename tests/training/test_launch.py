@@ -4,6 +4,9 @@ runs only on a GPU machine)."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import yaml
@@ -80,3 +83,28 @@ def test_cpu_launch_files(tmp_path):
     assert acc["distributed_type"] == "MULTI_GPU" and acc["num_processes"] == 2
     assert acc["use_cpu"] is False and "deepspeed_config" not in acc
     assert OPSAConfig.model_validate(json.loads(paths["config"].read_text())) == cfg
+
+
+def test_train_rules_pass_the_process_count(tmp_path):
+    """`training.num_processes`, overridden per model by `models.<name>.train_processes`,
+    reaches the train rules' command (the dry run prints each shell command)."""
+    root = Path(__file__).resolve().parents[2]
+    config = yaml.safe_load((root / "config/paper.yaml").read_text())
+    config["training"]["num_processes"] = 4
+    config["models"]["qwen3-0.6b"]["train_processes"] = 8
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    targets = ["results/models/qwen3-0.6b/opsa", "results/models/qwen3-1.7b/offpolicy_sd"]
+    run = subprocess.run(
+        [sys.executable, "-m", "snakemake", "-n", "-p", "--configfile", str(path)]
+        + ["--replace-workflow-config", *targets],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert run.returncode == 0, run.stderr[-2000:]
+    commands = [line for line in run.stdout.splitlines() if " train " in line]
+    by_model = {c.split("--model-dir ")[1].split()[0]: c for c in commands}
+    assert "--processes 8" in by_model["results/models/qwen3-0.6b/base"]
+    assert "--processes 4" in by_model["results/models/qwen3-1.7b/base"]
