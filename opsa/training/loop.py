@@ -125,9 +125,13 @@ def compute_precision(run: Run) -> torch.autocast:
 
 
 def backward_checked(accelerator: Accelerator, loss: torch.Tensor, step: int) -> None:
-    """Backpropagate `loss`, or stop before a non-finite loss reaches the weights."""
-    if not torch.isfinite(loss).item():
-        raise NonFiniteLoss(f"step {step + 1}: loss is {loss.item()}")
+    """Backpropagate `loss`, or stop before a non-finite loss reaches the weights (every
+    process stops when any one's loss is non-finite: none is left waiting in a collective)."""
+    bad = torch.tensor(float(not torch.isfinite(loss).item()), device=accelerator.device)
+    if accelerator.num_processes > 1:
+        bad = accelerator.reduce(bad, reduction="sum")
+    if bad.item():
+        raise NonFiniteLoss(f"step {step + 1}: loss is {loss.item()} (or another process's)")
     if accelerator.distributed_type == DistributedType.DEEPSPEED:
         # DeepSpeed divides by its accumulation steps; our loss is already a step token-mean.
         loss = loss * accelerator.gradient_accumulation_steps
