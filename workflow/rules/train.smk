@@ -69,8 +69,10 @@ rule train_opsa:
     params:
         settings=as_json(training_settings("opsa")),
         work_dir="results/checkpoints/{model}/opsa",
+        processes=train_processes,
     shell:
         "python -m opsa --threads {threads} train opsa --config {params.settings:q} "
+        "--processes {params.processes} "
         "--model-dir {input.model} --harmful {input.harmful} --benign {input.benign} "
         "--contexts {input.contexts:q} --out-dir {output} --work-dir {params.work_dir:q} "
         "> {log} 2>&1"
@@ -98,7 +100,9 @@ rule train_sft:
     params:
         settings=as_json(training_settings("sft")),
         work_dir="results/checkpoints/{model}/{method}",
+        processes=train_processes,
     shell:
         "python -m opsa --threads {threads} train sft --config {params.settings:q} "
+        "--processes {params.processes} "
         "--model-dir {input.model} --pairs {input.pairs} --out-dir {output} "
         "--work-dir {params.work_dir:q} > {log} 2>&1"
