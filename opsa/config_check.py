@@ -10,17 +10,15 @@ schema (which also fills in its defaults); each block against the package's own 
 
 from __future__ import annotations
 
-import io
 import sys
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, NoReturn
 
-import yaml
 from pydantic import BaseModel, ValidationError
 
 from opsa.errors import InputError, first_error
-from opsa.records import read_text
+from opsa.records import read_yaml
 
 
 def exit_with_one_line(e: InputError) -> NoReturn:
@@ -34,7 +32,7 @@ def check_config_files(paths: Iterable[str | Path]) -> None:
     try:
         for path in paths:
             if Path(path).is_file():
-                load_yaml_strictly(path)
+                read_yaml(path)
     except InputError as e:
         exit_with_one_line(e)
 
@@ -62,50 +60,11 @@ def load_config_files(paths: Iterable[str | Path]) -> dict[str, Any]:
 
     merged: dict[str, Any] = {}
     for path in paths:
-        content = load_yaml_strictly(path)
+        content = read_yaml(path)
         if not isinstance(content, dict):
             raise InputError(f"{path}: a config file must be a mapping of keys")
         update_config(merged, content)
     return merged
-
-
-class _StrictLoader(yaml.SafeLoader):
-    """A YAML loader for which a mapping that repeats a key is an error."""
-
-
-def _construct_mapping(loader: _StrictLoader, node: yaml.MappingNode) -> dict[Any, Any]:
-    seen: dict[Any, int] = {}
-    for key_node, _ in node.value:
-        key = loader.construct_object(key_node)
-        line = key_node.start_mark.line + 1
-        if key in seen:
-            raise InputError(
-                f"{key_node.start_mark.name}:{line}: key '{key}' repeated "
-                f"(first at line {seen[key]}; YAML would keep only the last)"
-            )
-        seen[key] = line
-    return loader.construct_mapping(node)
-
-
-_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
-
-
-def load_yaml_strictly(path: str | Path) -> Any:
-    """A YAML (or JSON) file's content; a syntax error, a repeated key or bytes that are not
-    UTF-8 are one InputError naming the file and the line."""
-    try:
-        return yaml.load(_named(read_text(path), path), Loader=_StrictLoader)
-    except yaml.MarkedYAMLError as e:
-        mark = e.problem_mark or e.context_mark
-        where = f"{path}:{mark.line + 1}" if mark else str(path)
-        raise InputError(f"{where}: YAML syntax error: {e.problem or e.context}") from None
-
-
-def _named(text: str, path: str | Path) -> io.StringIO:
-    """The text as a stream whose marks carry the file name."""
-    stream = io.StringIO(text)
-    stream.name = str(path)
-    return stream
 
 
 def check_schema(config: dict[str, Any], schema_path: str | Path) -> None:
@@ -115,7 +74,7 @@ def check_schema(config: dict[str, Any], schema_path: str | Path) -> None:
     from snakemake.exceptions import WorkflowError
     from snakemake.utils import validate
 
-    schema = load_yaml_strictly(schema_path)
+    schema = read_yaml(schema_path)
     validator = jsonschema.validators.validator_for(schema)(schema)
     error = jsonschema.exceptions.best_match(validator.iter_errors(config))
     if error is not None:

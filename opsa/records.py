@@ -1,10 +1,11 @@
-"""Reading and writing the pipeline's files: JSONL/JSON rows, written atomically.
+"""Reading and writing the pipeline's files: text, YAML, JSONL/JSON rows, written atomically.
 
 Every writer goes through `atomic_path`, so a failed step never leaves a partial output.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import shutil
@@ -12,6 +13,8 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+import yaml
 
 from opsa.errors import InputError
 
@@ -74,6 +77,45 @@ def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
             raise InputError(f"{path}:{n}: not a JSON object (a {type(row).__name__})")
         rows.append(row)
     return rows
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """A YAML loader for which a mapping that repeats a key is an error."""
+
+
+def _construct_mapping(loader: _StrictLoader, node: yaml.MappingNode) -> dict[Any, Any]:
+    seen: dict[Any, int] = {}
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node)
+        line = key_node.start_mark.line + 1
+        if key in seen:
+            raise InputError(
+                f"{key_node.start_mark.name}:{line}: key '{key}' repeated "
+                f"(first at line {seen[key]}; YAML would keep only the last)"
+            )
+        seen[key] = line
+    return loader.construct_mapping(node)
+
+
+_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+def read_yaml(path: str | Path) -> Any:
+    """A YAML (or JSON) file's content; a syntax error, a repeated key or bytes that are not
+    UTF-8 are one InputError naming the file and the line."""
+    try:
+        return yaml.load(_named(read_text(path), path), Loader=_StrictLoader)
+    except yaml.MarkedYAMLError as e:
+        mark = e.problem_mark or e.context_mark
+        where = f"{path}:{mark.line + 1}" if mark else str(path)
+        raise InputError(f"{where}: YAML syntax error: {e.problem or e.context}") from None
+
+
+def _named(text: str, path: str | Path) -> io.StringIO:
+    """The text as a stream whose marks carry the file name."""
+    stream = io.StringIO(text)
+    stream.name = str(path)
+    return stream
 
 
 def write_jsonl(path: str | Path, rows: Iterable[dict[str, Any]]) -> None:

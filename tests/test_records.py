@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from opsa.errors import InputError
-from opsa.records import read_json, read_jsonl, read_text
+from opsa.records import read_json, read_jsonl, read_text, read_yaml
 
 
 def test_read_text_names_the_line_of_the_first_bad_byte(tmp_path):
@@ -32,3 +32,15 @@ def test_read_json_names_the_line(tmp_path):
     path.write_text('{\n  "a": 1,\n}\n')
     with pytest.raises(InputError, match=rf"^{path}:3: not valid JSON"):
         read_json(path)
+
+
+def test_read_yaml_names_repeated_keys_and_syntax_errors(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("a: 1\nb:\n  c: 2\n  c: 3\n")
+    with pytest.raises(InputError, match=rf"^{path}:4: key 'c' repeated \(first at line 3"):
+        read_yaml(path)
+    path.write_text("a: [1,\n")
+    with pytest.raises(InputError, match=rf"^{path}:2: YAML syntax error"):
+        read_yaml(path)
+    path.write_text("a: {b: 1}\n")
+    assert read_yaml(path) == {"a": {"b": 1}}

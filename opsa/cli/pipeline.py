@@ -38,11 +38,14 @@ def _prepare_model_args(p: argparse.ArgumentParser) -> None:
 
 @step("prepare-model", _prepare_model_args)
 def _prepare_model(a: argparse.Namespace) -> None:
-    hub_offline()  # before transformers is imported: see opsa.hub
-    from opsa.models.prepare import prepare_model
-    from opsa.models.reference import ModelSpec
+    from opsa.models.reference import ModelSpec, kind_of
 
-    prepare_model(validated(ModelSpec, a.spec, "models entry"), a.out)
+    spec = validated(ModelSpec, a.spec, "models entry")
+    if kind_of(spec.source) == "hub":
+        hub_offline()  # before transformers is imported: see opsa.hub
+    from opsa.models.prepare import prepare_model
+
+    prepare_model(spec, a.out)
 
 
 def _prepare_data_args(p: argparse.ArgumentParser) -> None:
@@ -54,10 +57,11 @@ def _prepare_data_args(p: argparse.ArgumentParser) -> None:
 @step("prepare-data", _prepare_data_args)
 def _prepare_data(a: argparse.Namespace) -> None:
     """Prompt sets from the configured sources, deduplicated between training and evaluation."""
-    hub_offline()  # before datasets is imported: see opsa.hub
     from opsa.data.prepare import SetSpec, prepare_data
 
     sets = {name: validated(SetSpec, spec, f"datasets.{name}") for name, spec in a.sets.items()}
+    if any(source.hub for spec in sets.values() for source in spec.sources):
+        hub_offline()  # before datasets is imported: see opsa.hub
     prepare_data(sets, a.out_dir, a.seed)
 
 

@@ -94,8 +94,11 @@ def _external_pairs_args(p: argparse.ArgumentParser) -> None:
 @step("external-pairs", _external_pairs_args)
 def _external_pairs(a: argparse.Namespace) -> None:
     """An external teacher's (prompt, response) pairs for the external-teacher baseline."""
-    hub_offline()  # before datasets is imported: see opsa.hub
     from opsa.data.sources import SourceSpec
+
+    source = validated(SourceSpec, a.source, "training.external.source")
+    if source.hub:
+        hub_offline()  # before datasets is imported: see opsa.hub
     from opsa.training.sft import external_pairs
 
-    external_pairs(validated(SourceSpec, a.source, "training.external.source"), a.out, a.n, a.seed)
+    external_pairs(source, a.out, a.n, a.seed)

@@ -22,7 +22,7 @@ from opsa.errors import InputError, first_error
 from opsa.generation.engine import SamplingParams
 from opsa.generation.hf import HFGenerator
 from opsa.models.load import load_tokenizer
-from opsa.records import read_jsonl, require_columns, write_jsonl
+from opsa.records import read_jsonl, read_yaml, require_columns, write_jsonl
 
 log = logging.getLogger(__name__)
 
@@ -82,13 +82,13 @@ def load_grid(source: str | Path = "default") -> TemplateGrid:
     """The default grid shipped with the package, or a grid read from a YAML file."""
     if str(source) == "default":
         text = resources.files("opsa.contexts").joinpath("default_grid.yaml").read_text()
-        name = "opsa/contexts/default_grid.yaml"
+        grid, name = yaml.safe_load(text), "opsa/contexts/default_grid.yaml"
     else:
         if not Path(source).is_file():
             raise InputError(f"{source}: grid file not found")
-        text, name = Path(source).read_text(encoding="utf-8"), str(source)
+        grid, name = read_yaml(source), str(source)
     try:
-        return TemplateGrid.model_validate(yaml.safe_load(text))
+        return TemplateGrid.model_validate(grid)
     except ValidationError as e:
         key, msg = first_error(e)
         raise InputError(f"{name}: bad template grid ({key}: {msg})") from None

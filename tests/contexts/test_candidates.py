@@ -107,6 +107,13 @@ def test_user_file_context_without_text_fails_before_writing(tmp_path, embedded_
     assert not out.exists()
 
 
+def test_grid_file_with_a_repeated_key_names_its_line(tmp_path):
+    grid = tmp_path / "grid.yaml"
+    grid.write_text("demonstration_prompt: p\ndemonstration_prompt: q\n")
+    with pytest.raises(InputError, match=rf"^{grid}:2: key 'demonstration_prompt' repeated"):
+        load_grid(grid)
+
+
 def test_unknown_placement_is_an_input_error(tmp_path):
     grid = tmp_path / "grid.yaml"
     grid.write_text(
