@@ -1,8 +1,9 @@
 """Teacher flip rate (TFR): how often a context turns the frozen model's unsafe answer safe.
 
 The baseline (the same seeded harmful and benign prompts decoded without any context) is
-computed once; each shard of candidates then decodes the same prompts with its contexts, in one
-batched call, and both sides are judged. Per candidate:
+decoded once and judged once (`judge_baseline`); each shard of candidates then decodes the same
+prompts with its contexts, in one batched call, and judges only its own responses. Per
+candidate:
 
 - TFR over all harmful prompts: #(unsafe without and safe with) / N_harmful;
 - TFR over base-unsafe prompts: the same count / #(unsafe without);
@@ -38,6 +39,7 @@ log = logging.getLogger(__name__)
 
 SETS = ("harmful", "benign")
 BASELINE_COLUMNS = ["set", "id", "prompt", "response", "token_ids", "sampling"]
+VERDICT_COLUMNS = ["judge", "base_refused", "base_unsafe"]
 
 
 @dataclass(frozen=True)
@@ -149,6 +151,20 @@ def baseline_generations(
     write_jsonl(out_path, out)
 
 
+def judge_baseline(
+    baseline_path: str | Path, judge: Judge, sampling: SamplingParams, out_path: str | Path
+) -> None:
+    """Judge the no-context answers once for every shard and search round: the baseline rows
+    with the judge's name and its `base_refused` / `base_unsafe` verdicts."""
+    baseline = _read_baseline(baseline_path, sampling)
+    verdicts = _judge(judge, baseline, [row["response"] for row in baseline], "no context")
+    judged = [
+        {**row, "judge": judge.name, "base_refused": v.refused, "base_unsafe": v.unsafe}
+        for row, v in zip(baseline, verdicts, strict=True)
+    ]
+    write_jsonl(out_path, judged)
+
+
 def score_candidates(
     model_dir: str | Path,
     candidates_path: str | Path,
@@ -160,12 +176,13 @@ def score_candidates(
     n_bootstrap: int = 1000,
     bootstrap_seed: int = 0,
 ) -> pd.DataFrame:
-    """Score the candidates of shard i of k (0-based): one CSV row per candidate at
-    `out_path`, and every with-context response at `responses_path(out_path)`."""
+    """Score the candidates of shard i of k (0-based) against the judged baseline
+    (`judge_baseline`): one CSV row per candidate at `out_path`, and every with-context
+    response at `responses_path(out_path)`."""
     _require_one_sample(sampling)
     contexts = _shard(read_candidates(candidates_path), shard, candidates_path)
-    baseline = _read_baseline(baseline_path, sampling)
-    base_verdicts = _judge(judge, baseline, [row["response"] for row in baseline], "no context")
+    baseline = _read_baseline(baseline_path, sampling, VERDICT_COLUMNS)
+    base_verdicts = _baseline_verdicts(baseline, judge.name, baseline_path)
     rows: list[dict[str, Any]] = []
     responses: list[dict[str, Any]] = []
     if contexts:
@@ -311,9 +328,11 @@ def _sample(path: str | Path, label: str, n: int | None, seed: int) -> list[dict
     return [{"set": label, "id": row["id"], "prompt": row["prompt"]} for row in picked]
 
 
-def _read_baseline(path: str | Path, sampling: SamplingParams) -> list[dict[str, Any]]:
+def _read_baseline(
+    path: str | Path, sampling: SamplingParams, extra: list[str] | None = None
+) -> list[dict[str, Any]]:
     rows = read_jsonl(path)
-    require_columns(rows, BASELINE_COLUMNS, path)
+    require_columns(rows, BASELINE_COLUMNS + (extra or []), path)
     settings = _decoding_settings(sampling)
     for row in rows:
         if row["set"] not in SETS:
@@ -323,6 +342,19 @@ def _read_baseline(path: str | Path, sampling: SamplingParams) -> list[dict[str,
                 f"{path}: baseline decoded with {row['sampling']}, scoring asks for {settings}"
             )
     return rows
+
+
+def _baseline_verdicts(
+    baseline: list[dict[str, Any]], judge_name: str, path: str | Path
+) -> list[Verdict]:
+    """The stored no-context verdicts, which must come from the judge that scores the shard."""
+    for row in baseline:
+        if row["judge"] != judge_name:
+            raise InputError(
+                f"{path}: row '{row['id']}' was judged by '{row['judge']}', "
+                f"scoring uses '{judge_name}'"
+            )
+    return [Verdict(refused=r["base_refused"], unsafe=r["base_unsafe"]) for r in baseline]
 
 
 def _shard(contexts: list[Context], shard: tuple[int, int], path: str | Path) -> list[Context]:

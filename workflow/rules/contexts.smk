@@ -48,12 +48,38 @@ rule flip_rate_baseline:
         "--out {output} > {log} 2>&1"
 
 
+rule judge_flip_rate_baseline:
+    input:
+        unpack(flip_rate_inputs),
+        baseline="results/contexts/{model}/baseline.jsonl",
+    output:
+        "results/contexts/{model}/baseline.judged.jsonl",
+    log:
+        "logs/judge_flip_rate_baseline/{model}.log",
+    conda:
+        "../../envs/opsa.yaml"
+    threads: 2
+    resources:
+        mem_mb=8000,
+        runtime=60,
+        gpu=1,
+    params:
+        judge=config["contexts"]["judge"],
+        spec=as_json(config["judges"][config["contexts"]["judge"]]),
+        judge_model=lambda wc, input: input.get("judge_model", "none"),
+        sampling=as_json(config["contexts"]["sampling"]),
+    shell:
+        "python -m opsa --threads {threads} flip-judge-baseline --baseline {input.baseline} "
+        "--sampling {params.sampling:q} --judge {params.judge} --spec {params.spec:q} "
+        "--judge-model {params.judge_model} --out {output} > {log} 2>&1"
+
+
 rule score_flip_rate:
     input:
         unpack(flip_rate_inputs),
         model="results/models/{model}/base",
         candidates="results/contexts/{model}/candidates.jsonl",
-        baseline="results/contexts/{model}/baseline.jsonl",
+        baseline="results/contexts/{model}/baseline.judged.jsonl",
     output:
         scores="results/contexts/{model}/scores/shard{shard}.csv",
         responses="results/contexts/{model}/scores/shard{shard}.responses.jsonl",
@@ -103,7 +129,7 @@ rule search_contexts:
         unpack(flip_rate_inputs),
         model="results/models/{model}/base",
         candidates="results/contexts/{model}/candidates.jsonl",
-        baseline="results/contexts/{model}/baseline.jsonl",
+        baseline="results/contexts/{model}/baseline.judged.jsonl",
         scores="results/contexts/{model}/flip_rates.csv",
     output:
         candidates="results/contexts/{model}/search/candidates.jsonl",
