@@ -63,7 +63,7 @@ def build_judge_from_args(a: argparse.Namespace) -> Any:
 
 def all_steps() -> dict[str, tuple[Handler, Callable[[argparse.ArgumentParser], None]]]:
     """Every step, by name (importing the modules that define them registers them)."""
-    from opsa.cli import contexts, pipeline, training  # noqa: F401
+    from opsa.cli import bench, contexts, pipeline, training  # noqa: F401
 
     return STEPS
 
