@@ -131,9 +131,17 @@ class VLLMGenerator:
 
     def load_weights(self, weights: Iterable[tuple[str, torch.Tensor]]) -> None:
         """Copy weights (HF parameter names) into the running engine, then drop the prefix
-        cache: cached keys and values were computed by the old weights."""
+        cache: cached keys and values were computed by the old weights.
+
+        vLLM's in-place reload takes the weights in checkpoint format and re-runs the kernel
+        preparation (on a CPU each linear layer's packed oneDNN copy); a tied LM head shares
+        the embedding's weight but keeps its own packed copy, so it is prepared again here."""
         named = list(weights)
-        self.llm.apply_model(lambda model: model.load_weights(named))
+        if not named:  # an empty iterator would make vLLM reload the checkpoint from disk
+            raise ValueError("load_weights: no weights given")
+        kwargs = {"weights_iterator": named, "is_checkpoint_format": True}
+        self.llm.collective_rpc("reload_weights", kwargs=kwargs)
+        self.llm.apply_model(_prepare_embeddings)
         self.llm.reset_prefix_cache()
 
     def _sampling(self, params: SamplingParams, seed: int) -> Any:
@@ -158,6 +166,16 @@ class VLLMGenerator:
             logprobs=None,
             detokenize=False,
         )
+
+
+def _prepare_embeddings(model: torch.nn.Module) -> None:
+    """Re-run the kernel preparation of every embedding and LM head (a no-op off the CPU)."""
+    from vllm.model_executor.layers.vocab_parallel_embedding import UnquantizedEmbeddingMethod
+
+    for module in model.modules():
+        method = getattr(module, "quant_method", None)
+        if isinstance(method, UnquantizedEmbeddingMethod):
+            method.process_weights_after_loading(module)
 
 
 def _generation_eos(model_dir: str | Path) -> int | list[int] | None:
