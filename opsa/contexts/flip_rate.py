@@ -30,8 +30,8 @@ import pandas as pd
 from opsa.contexts.candidates import AXES, read_candidates
 from opsa.contexts.placement import Context, render_prompt
 from opsa.errors import InputError
-from opsa.generation.engine import SamplingParams
-from opsa.generation.hf import HFGenerator
+from opsa.generation.backend import open_generator
+from opsa.generation.engine import Generator, SamplingParams
 from opsa.judges.base import Judge, JudgeItem, Verdict
 from opsa.records import atomic_path, read_jsonl, require_columns, write_jsonl
 
@@ -133,8 +133,7 @@ def baseline_generations(
         *_sample(harmful_path, "harmful", n_harmful, seed),
         *_sample(benign_path, "benign", n_benign, seed),
     ]
-    generator = HFGenerator.from_dir(model_dir)
-    generator.desc = "baseline without context"
+    generator = open_generator(model_dir, "teacher", "baseline without context")
     texts = [render_prompt(generator.tokenizer, row["prompt"]) for row in rows]
     completions = _timed_generate(generator, texts, sampling)
     settings = _decoding_settings(sampling)
@@ -186,8 +185,8 @@ def score_candidates(
     rows: list[dict[str, Any]] = []
     responses: list[dict[str, Any]] = []
     if contexts:
-        generator = HFGenerator.from_dir(model_dir)
-        generator.desc = f"score contexts shard {shard[0]}/{shard[1]}"
+        desc = f"score contexts shard {shard[0]}/{shard[1]}"
+        generator = open_generator(model_dir, "teacher", desc)
         texts = [
             render_prompt(generator.tokenizer, r["prompt"], c) for c in contexts for r in baseline
         ]
@@ -374,7 +373,7 @@ def _require_one_sample(sampling: SamplingParams) -> None:
         raise InputError(f"flip rate: sampling.samples must be 1, got {sampling.samples}")
 
 
-def _timed_generate(generator: HFGenerator, texts: list[str], sampling: SamplingParams) -> list:
+def _timed_generate(generator: Generator, texts: list[str], sampling: SamplingParams) -> list:
     start = time.perf_counter()
     completions = generator.generate(texts, sampling)
     seconds = time.perf_counter() - start

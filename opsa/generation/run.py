@@ -7,8 +7,8 @@ import time
 from pathlib import Path
 
 from opsa.contexts.placement import render_prompt
+from opsa.generation.backend import open_generator
 from opsa.generation.engine import SamplingParams
-from opsa.generation.hf import HFGenerator
 from opsa.records import read_jsonl, require_columns, write_jsonl
 
 log = logging.getLogger(__name__)
@@ -23,8 +23,9 @@ def generate_responses(
 ) -> None:
     rows = read_jsonl(prompts_path)
     require_columns(rows, ["id", "prompt"], prompts_path)
-    generator = HFGenerator.from_dir(model_dir, trust_remote_code)
-    generator.desc = f"generate {Path(prompts_path).stem}"
+    generator = open_generator(
+        model_dir, "policy", f"generate {Path(prompts_path).stem}", trust_remote_code
+    )
     texts = [render_prompt(generator.tokenizer, row["prompt"]) for row in rows]
     start = time.perf_counter()
     completions = generator.generate(texts, params)

@@ -12,14 +12,15 @@ from typing import Any
 import torch
 
 from opsa.generation.engine import SamplingParams
-from opsa.models.load import load_model, load_tokenizer
+from opsa.models import runtime
+from opsa.models.load import load_tokenizer
 from opsa.training.chunked import chunked_terms, loss_hidden
 from opsa.training.config import OPSAConfig
 from opsa.training.data import load_labelled_prompts, load_selected_contexts
 from opsa.training.diagnostics import TokenDiagnostics, step_summary
 from opsa.training.identity import run_identity
 from opsa.training.loop import Run, StepStats, backward_checked, global_count, start_run, train
-from opsa.training.rollout import EncodedPrompt, encode_prompts, sample_completions
+from opsa.training.rollout import EncodedPrompt, Rollouts, encode_prompts
 from opsa.training.sequences import pack
 from opsa.training.token_loss import DistillSpec, distill_terms
 
@@ -48,27 +49,36 @@ def train_opsa(
     teacher = load_teacher(model_dir, config, run.accelerator.device)
     if config.teacher == "ema":
         run.accelerator.register_for_checkpointing(teacher)
-    task = OPSATask(run, tokenizer, teacher, prompts)
+    rollouts = Rollouts.start(
+        model_dir, tokenizer, config.rollout_sync_every, config.trust_remote_code
+    )
+    task = OPSATask(run, tokenizer, teacher, prompts, rollouts)
     inputs = {"harmful": harmful_path, "benign": benign_path, "contexts": selected_contexts_path}
     train(run, task, tokenizer, work_dir, out_dir, run_identity("opsa", config, model_dir, inputs))
 
 
 def load_teacher(model_dir: str | Path, config: OPSAConfig, device: Any) -> torch.nn.Module:
     """The initial model, loaded again from its directory (never a deep copy of the student)."""
-    teacher = load_model(model_dir, config.dtype, config.trust_remote_code).to(device)
+    teacher = runtime.current().load_model(model_dir, "teacher", config.trust_remote_code)
     teacher.requires_grad_(False)
     return teacher.eval()
 
 
 class OPSATask:
     def __init__(
-        self, run: Run, tokenizer: Any, teacher: torch.nn.Module, prompts: list[EncodedPrompt]
+        self,
+        run: Run,
+        tokenizer: Any,
+        teacher: torch.nn.Module,
+        prompts: list[EncodedPrompt],
+        rollouts: Rollouts,
     ) -> None:
         self.run = run
         self.config: OPSAConfig = run.config  # type: ignore[assignment]
         self.tokenizer = tokenizer
         self.teacher = teacher
         self.prompts = prompts
+        self.rollouts = rollouts
         self.spec = DistillSpec.from_config(self.config)
         self.diagnostics = TokenDiagnostics(self.config.diagnostics_top_tokens)
 
@@ -86,8 +96,8 @@ class OPSATask:
         acc, cfg = self.run.accelerator, self.config
         prompts = [self.prompts[i] for i in items]
         student = acc.unwrap_model(self.run.model)
-        completions = sample_completions(
-            student, self.tokenizer, [p.student_text for p in prompts], self.sampling(step)
+        completions = self.rollouts.sample(
+            student, [p.student_ids for p in prompts], self.sampling(step), step
         )
         local = sum(max(0, len(c) - cfg.skip_first_tokens) for c in completions)
         scale = acc.num_processes / max(1, global_count(acc, local))
@@ -99,9 +109,8 @@ class OPSATask:
             offsets.append(o)
             values.append(v)
         offsets_t, values_t = torch.cat(offsets), torch.cat(values)
-        return StepStats(
-            loss_sum * scale / acc.num_processes, local, step_summary(offsets_t, values_t)
-        )
+        extra = step_summary(offsets_t, values_t) | {"rollout_staleness": self.rollouts.staleness}
+        return StepStats(loss_sum * scale / acc.num_processes, local, extra)
 
     def micro_step(
         self, prompts: list[EncodedPrompt], completions: list[list[int]], scale: float, step: int

@@ -1,5 +1,6 @@
 # Helpers for the workflow: config look-ups and input functions (no rules here).
 import json
+import shlex
 
 SAFETY_ROLES = ("eval_harmful", "eval_overrefusal")
 EVAL_ROLES = (*SAFETY_ROLES, "eval_reasoning")
@@ -37,6 +38,13 @@ def judge_model_dirs(judge):
     """The prepared checkpoint a guard-model judge runs on (none for pattern judges)."""
     model = config["judges"][judge].get("model")
     return [model_dir(model)] if model else []
+
+
+def runtime_args():
+    """How every model of a step runs (`runtime:`, `generation.backend`): global opsa options."""
+    runtime = as_json(config.get("runtime", {}))
+    backend = config["generation"].get("backend", "auto")
+    return f"--runtime {shlex.quote(runtime)} --backend {backend}"
 
 
 def sampling_for(dataset):
