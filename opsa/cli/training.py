@@ -25,6 +25,12 @@ def _train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--benign", type=Path, help="opsa: benign training prompts")
     p.add_argument("--contexts", type=Path, help="opsa: the selected contexts (selected.json)")
     p.add_argument("--pairs", type=Path, help="sft: (prompt, response) pairs")
+    p.add_argument(
+        "--processes",
+        type=int,
+        default=1,
+        help="data-parallel processes: over 1, relaunches itself under accelerate launch",
+    )
 
 
 @step("train", _train_args)
@@ -38,15 +44,22 @@ def _train(a: argparse.Namespace) -> None:
     is_file = not a.config.lstrip().startswith("{")
     data = read_json(a.config) if is_file else json.loads(a.config)
     where = a.config if is_file else "training"
-    if a.method == "opsa":
+    config = parse_config(OPSAConfig if a.method == "opsa" else SFTConfig, data, where)
+    if a.processes > 1:
+        from opsa.training.launch import launch_training
+
+        names = ["model_dir", "out_dir", "work_dir"]
+        names += ["harmful", "benign", "contexts"] if a.method == "opsa" else ["pairs"]
+        inputs = {name: getattr(a, name) for name in names}
+        launch_training(a.method, config, inputs, a.processes, a.work_dir)
+    elif a.method == "opsa":
         from opsa.training.onpolicy import train_opsa
 
-        config = parse_config(OPSAConfig, data, where)
         train_opsa(a.model_dir, a.harmful, a.benign, a.contexts, config, a.out_dir, a.work_dir)
     else:
         from opsa.training.sft import train_sft
 
-        train_sft(a.model_dir, a.pairs, parse_config(SFTConfig, data, where), a.out_dir, a.work_dir)
+        train_sft(a.model_dir, a.pairs, config, a.out_dir, a.work_dir)
 
 
 def _offpolicy_pairs_args(p: argparse.ArgumentParser) -> None:

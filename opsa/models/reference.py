@@ -7,7 +7,7 @@ import importlib.util
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from opsa.errors import InputError
 
@@ -25,6 +25,7 @@ class ModelSpec(BaseModel):
     trust_remote_code: bool = False
     family: str | None = None  # descriptive, for grouping in reports
     size: str | None = None
+    train_processes: int | None = Field(None, ge=1)  # overrides training.num_processes
 
 
 def resolve_gguf(source: str) -> tuple[Path, str] | None:

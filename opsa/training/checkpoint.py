@@ -1,8 +1,18 @@
-"""Resumable state in work_dir: one directory per checkpoint, written whole or not at all.
+"""Resumable state in work_dir: one directory per checkpoint, written whole or not at all, and
+read back without unpickling anything.
 
-A checkpoint holds model, optimiser, scheduler, RNG states (via `Accelerator.save_state`) and
-every object registered for checkpointing (the run's progress: step, data position, the task's
-own state). `run.json` pins the config and inputs the checkpoints belong to.
+A checkpoint directory holds
+- `model.safetensors`: the student's fp32 weights (and `<name>.safetensors` for every other
+  module the run keeps, e.g. the EMA teacher);
+- `optimizer.safetensors` + `optimizer.json`: the optimiser's tensors (AdamW moments, step
+  counts) and its parameter groups;
+- `state.json`: scheduler state and the run's progress (step, the task's own state);
+- `rng-<rank>.json` + `rng-<rank>.safetensors`: every process's Python, NumPy and torch RNG
+  states.
+Tensors are safetensors, everything else JSON: a `.pkl`/`.bin` planted beside them is never
+opened. Under DeepSpeed the partitioned model and optimiser go through the engine's own
+checkpoint files, read with torch's weights-only loader forced on (unverified here: no GPU).
+`run.json` pins the config and inputs the checkpoints belong to.
 """
 
 from __future__ import annotations
@@ -10,14 +20,21 @@ from __future__ import annotations
 import json
 import logging
 import os
+import random
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import torch
 from accelerate import Accelerator
+from accelerate.utils import DistributedType
+from safetensors.torch import load_file, load_model, save_file, save_model
 
 from opsa.errors import InputError
-from opsa.records import write_json
+from opsa.records import read_json, write_json
 
 log = logging.getLogger(__name__)
 PREFIX = "checkpoint-"
@@ -44,14 +61,18 @@ def latest_checkpoint(work_dir: Path) -> Path | None:
     return found[-1] if found else None
 
 
-def save_checkpoint(accelerator: Accelerator, work_dir: Path, step: int, keep: int) -> Path:
+def save_checkpoint(
+    accelerator: Accelerator, work_dir: Path, step: int, keep: int, state: TrainingState
+) -> Path:
     """Save all state after `step` optimiser steps; older checkpoints beyond `keep` go."""
     final = work_dir / f"{PREFIX}{step:07d}"
     partial = work_dir / f".partial-{step:07d}"
-    if accelerator.is_main_process and partial.exists():
-        shutil.rmtree(partial)
+    if accelerator.is_main_process:
+        if partial.exists():
+            shutil.rmtree(partial)
+        partial.mkdir(parents=True)
     accelerator.wait_for_everyone()
-    accelerator.save_state(str(partial))
+    state.save(accelerator, partial)
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
         os.replace(partial, final)
@@ -60,3 +81,136 @@ def save_checkpoint(accelerator: Accelerator, work_dir: Path, step: int, keep: i
     accelerator.wait_for_everyone()
     log.info("checkpoint %s", final)
     return final
+
+
+class TrainingState:
+    """What a checkpoint holds: modules, optimiser, scheduler and JSON-able run state."""
+
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        optimizer: torch.optim.Optimizer,
+        scheduler: torch.optim.lr_scheduler.LRScheduler,
+        progress: Any,  # state_dict() / load_state_dict() of JSON values
+        modules: dict[str, torch.nn.Module],
+    ) -> None:
+        self.model, self.optimizer, self.scheduler = model, optimizer, scheduler
+        self.progress = progress
+        self.modules = modules
+
+    def save(self, acc: Accelerator, path: Path) -> None:
+        rank = acc.process_index
+        save_rng(path / f"rng-{rank}")
+        if acc.distributed_type == DistributedType.DEEPSPEED:
+            self.model.save_checkpoint(str(path / "deepspeed"), tag="state")
+        elif acc.is_main_process:
+            save_model(acc.unwrap_model(self.model), str(path / "model.safetensors"))
+            save_optimizer(self.optimizer, path / "optimizer")
+        if acc.is_main_process:
+            for name, module in self.modules.items():
+                save_model(module, str(path / f"{name}.safetensors"))
+            state = {"scheduler": self.scheduler.state_dict(), **self.progress.state_dict()}
+            write_json(path / "state.json", state)
+
+    def load(self, acc: Accelerator, path: Path) -> None:
+        rng = path / f"rng-{acc.process_index}"
+        if not rng.with_suffix(".json").is_file():
+            raise InputError(
+                f"{path}: no RNG state of process {acc.process_index}: resume with the number "
+                "of processes that wrote it"
+            )
+        if acc.distributed_type == DistributedType.DEEPSPEED:
+            with weights_only_loads():
+                self.model.load_checkpoint(str(path / "deepspeed"), tag="state")
+        else:
+            _load_module(acc.unwrap_model(self.model), path / "model.safetensors")
+            load_optimizer(self.optimizer, path / "optimizer")
+        for name, module in self.modules.items():
+            _load_module(module, path / f"{name}.safetensors")
+        state = read_json(path / "state.json")
+        self.scheduler.load_state_dict(state.pop("scheduler"))
+        self.progress.load_state_dict(state)
+        load_rng(rng)
+
+
+def _load_module(module: torch.nn.Module, path: Path) -> None:
+    missing, unexpected = load_model(module, str(path), strict=False)
+    if missing or unexpected:
+        raise InputError(f"{path}: does not fit the model (missing {sorted(missing)[:3]})")
+
+
+def save_optimizer(optimizer: torch.optim.Optimizer, stem: Path) -> None:
+    """Optimiser tensors to `<stem>.safetensors` (key `<param index>.<name>`), the parameter
+    groups to `<stem>.json`."""
+    state = optimizer.state_dict()
+    tensors = {}
+    for index, entries in state["state"].items():
+        for name, value in entries.items():
+            if not isinstance(value, torch.Tensor):
+                raise TypeError(f"optimizer state {index}.{name} is not a tensor")
+            tensors[f"{index}.{name}"] = value.detach().contiguous().cpu()
+    save_file(tensors, str(stem.with_suffix(".safetensors")))
+    write_json(stem.with_suffix(".json"), {"param_groups": state["param_groups"]})
+
+
+def load_optimizer(optimizer: torch.optim.Optimizer, stem: Path) -> None:
+    groups = read_json(stem.with_suffix(".json"))["param_groups"]
+    for group in groups:
+        if "betas" in group:
+            group["betas"] = tuple(group["betas"])
+    state: dict[int, dict[str, torch.Tensor]] = {}
+    for key, value in load_file(str(stem.with_suffix(".safetensors"))).items():
+        index, name = key.split(".", 1)
+        state.setdefault(int(index), {})[name] = value
+    optimizer.load_state_dict({"state": state, "param_groups": groups})
+
+
+def save_rng(stem: Path) -> None:
+    """This process's RNG states: Python's and NumPy's as JSON, torch's as safetensors."""
+    version, words, gauss = random.getstate()
+    write_json(
+        stem.with_suffix(".json"),
+        {
+            "python": [version, list(words), gauss],
+            "numpy": _numpy_state_json(np.random.get_state(legacy=False)),
+        },
+    )
+    tensors = {"torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        tensors |= {f"cuda.{i}": s for i, s in enumerate(torch.cuda.get_rng_state_all())}
+    save_file(tensors, str(stem.with_suffix(".safetensors")))
+
+
+def load_rng(stem: Path) -> None:
+    found = read_json(stem.with_suffix(".json"))
+    version, words, gauss = found["python"]
+    random.setstate((version, tuple(words), gauss))
+    numpy = found["numpy"]
+    numpy["state"]["key"] = np.asarray(numpy["state"]["key"], dtype=np.uint32)
+    np.random.set_state(numpy)
+    tensors = load_file(str(stem.with_suffix(".safetensors")))
+    torch.set_rng_state(tensors["torch"])
+    cuda = [tensors[k] for k in sorted(tensors) if k.startswith("cuda.")]
+    if cuda and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(cuda)
+
+
+def _numpy_state_json(state: dict[str, Any]) -> dict[str, Any]:
+    inner = dict(state["state"])
+    inner["key"] = inner["key"].tolist()
+    return {**state, "state": inner}
+
+
+@contextmanager
+def weights_only_loads() -> Iterator[None]:
+    """Every torch.load inside runs the weights-only unpickler, whatever its caller asked for
+    (DeepSpeed passes weights_only=False)."""
+    before = os.environ.get("TORCH_FORCE_WEIGHTS_ONLY_LOAD")
+    os.environ["TORCH_FORCE_WEIGHTS_ONLY_LOAD"] = "1"
+    try:
+        yield
+    finally:
+        if before is None:
+            del os.environ["TORCH_FORCE_WEIGHTS_ONLY_LOAD"]
+        else:
+            os.environ["TORCH_FORCE_WEIGHTS_ONLY_LOAD"] = before

@@ -30,8 +30,13 @@ class TrainConfig(BaseModel):
     drop_last_batch: bool = Field(False, description="skip each epoch's incomplete last batch")
     checkpoint_every: int = Field(50, ge=1)
     keep_checkpoints: int = Field(1, ge=1)
-    dtype: Literal["float32", "bfloat16"] = "float32"
+    mixed_precision: Literal["no", "bf16"] = Field(
+        "no",
+        description="compute precision: bf16 autocast (DeepSpeed bf16 on GPUs) over fp32 master "
+        "weights and optimiser state; the student is always stored in fp32",
+    )
     gradient_checkpointing: bool = False
+    zero_stage: Literal[2, 3] = Field(2, description="DeepSpeed ZeRO stage (several GPUs)")
     loss_chunk_size: int = Field(256, ge=1, description="token positions per loss chunk")
     max_prompt_tokens: int = Field(2048, ge=1, description="longer prompts are an error")
     trust_remote_code: bool = False
@@ -72,6 +77,9 @@ class OPSAConfig(TrainConfig):
     token_ids: list[int] | None = Field(None, description="restrict the support to these ids")
     skip_first_tokens: int = Field(0, ge=0)
     teacher: Literal["base", "ema"] = "base"
+    teacher_dtype: Literal["float32", "bfloat16"] = Field(
+        "float32", description="storage of the frozen base teacher (inference only)"
+    )
     ema_decay: float = Field(0.99, gt=0.0, lt=1.0)
     diagnostics_top_tokens: int = Field(50, ge=1)
 
@@ -83,8 +91,21 @@ class OPSAConfig(TrainConfig):
             )
         if self.estimator == "sampled" and self.token_ids is not None:
             raise ValueError("token_ids restricts a distribution's support: not with 'sampled'")
+        if self.estimator == "sampled" and self.top_p < 1.0:
+            raise ValueError(
+                "estimator 'sampled' needs rollouts from the tempered student itself: top_p 1.0"
+            )
+        if self.teacher == "ema" and self.teacher_dtype != "float32":
+            raise ValueError(
+                "teacher 'ema' is updated every step and must stay in fp32: teacher_dtype float32"
+            )
         if self.token_ids is not None and not self.token_ids:
             raise ValueError("token_ids is empty")
+        seen: set[int] = set()
+        for token in self.token_ids or []:
+            if token in seen:
+                raise ValueError(f"token_ids: id {token} appears more than once")
+            seen.add(token)
         return self
 
 

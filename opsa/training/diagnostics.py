@@ -17,6 +17,8 @@ from opsa.records import write_json
 
 
 class TokenDiagnostics:
+    TABLES = ("position_sum", "position_count", "token_mass", "token_count")
+
     def __init__(self, top_tokens: int) -> None:
         self.top_tokens = top_tokens
         self.position_sum: dict[int, float] = defaultdict(float)
@@ -34,25 +36,21 @@ class TokenDiagnostics:
             self.token_count[y] += 1
 
     def state_dict(self) -> dict[str, Any]:
-        return {
-            "position_sum": dict(self.position_sum),
-            "position_count": dict(self.position_count),
-            "token_mass": dict(self.token_mass),
-            "token_count": dict(self.token_count),
-        }
+        """JSON-ready: each table as [key, value] pairs (JSON object keys are strings)."""
+        return {name: sorted(getattr(self, name).items()) for name in self.TABLES}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        for name, values in state.items():
+        for name in self.TABLES:
             target = getattr(self, name)
             target.clear()
-            target.update(values)
+            target.update((int(k), v) for k, v in state[name])
 
     def summary(self, tokenizer: Any) -> dict[str, Any]:
         positions = [
             {"position": j, "mean_divergence": self.position_sum[j] / n, "count": n}
             for j, n in sorted(self.position_count.items())
         ]
-        top = sorted(self.token_mass, key=lambda t: self.token_mass[t], reverse=True)
+        top = sorted(self.token_mass, key=lambda t: (-self.token_mass[t], t))  # ties by id
         tokens = [
             {
                 "token_id": t,
@@ -68,12 +66,11 @@ class TokenDiagnostics:
         write_json(path, self.summary(tokenizer))
 
 
-def step_summary(offsets: torch.Tensor, values: torch.Tensor) -> dict[str, float]:
-    """Divergence means for the step's log row: all tokens and the first ten positions."""
-    if values.numel() == 0:
-        return {"divergence": 0.0, "divergence_first10": 0.0}
+def step_sums(offsets: torch.Tensor, values: torch.Tensor) -> dict[str, tuple[float, float]]:
+    """(sum, count) of the divergence for the step's log row, over all tokens and over the
+    first ten positions; the training loop adds them over processes into means."""
     early = values[offsets < 10]
     return {
-        "divergence": round(values.mean().item(), 6),
-        "divergence_first10": round(early.mean().item(), 6) if early.numel() else 0.0,
+        "divergence": (values.sum().item(), float(values.numel())),
+        "divergence_first10": (early.sum().item(), float(early.numel())),
     }

@@ -20,9 +20,13 @@ Tensor = torch.Tensor
 
 
 def kl(p_logp: Tensor, q_logp: Tensor) -> Tensor:
-    """KL(p || q) along the last axis; entries where p is 0 contribute nothing."""
+    """KL(p || q) along the last axis; entries where p is 0 contribute nothing, and nothing
+    to the gradient either (a -inf log-probability is replaced before it can meet a 0 factor
+    in the backward pass, where 0 * inf would be NaN)."""
     p = p_logp.exp()
-    return torch.where(p > 0, p * (p_logp - q_logp), torch.zeros_like(p)).sum(-1)
+    live = p > 0
+    diff = torch.where(live, p_logp, 0.0) - torch.where(live, q_logp, 0.0)
+    return torch.where(live, p * diff, 0.0).sum(-1)
 
 
 def forward_kl(teacher_logp: Tensor, student_logp: Tensor) -> Tensor:
@@ -40,14 +44,21 @@ def mixed_kl(teacher_logp: Tensor, student_logp: Tensor, forward_weight: float) 
 
 
 def jsd(teacher_logp: Tensor, student_logp: Tensor, beta: float) -> Tensor:
-    mix = torch.logsumexp(
-        torch.stack([teacher_logp + math.log(beta), student_logp + math.log(1.0 - beta)]), dim=0
-    )
+    # where both are -inf the mixture is too; logsumexp's backward would be NaN there
+    empty = torch.isneginf(teacher_logp) & torch.isneginf(student_logp)
+    parts = torch.stack([teacher_logp + math.log(beta), student_logp + math.log(1.0 - beta)])
+    mix = torch.logsumexp(torch.where(empty, 0.0, parts), dim=0)
+    mix = torch.where(empty, -math.inf, mix)
     return beta * kl(teacher_logp, mix) + (1.0 - beta) * kl(student_logp, mix)
 
 
-def with_tail(logp_support: Tensor) -> Tensor:
-    """Append a tail bucket holding the probability outside the support (log 1 - sum p)."""
-    mass = logp_support.exp().sum(-1, keepdim=True)
-    tail = torch.log((1.0 - mass).clamp_min(1e-30))
-    return torch.cat([logp_support, tail], dim=-1)
+def with_tail(logp: Tensor, support: Tensor) -> Tensor:
+    """The support's log-probabilities (`logp` gathered at the ids `support` [n, k]) plus one
+    bucket with the log of the mass outside it: a log-sum-exp over the complement, exact
+    also when the support holds nearly all the mass (log(1 - sum p) in fp32 rounds to
+    log(0) for a confident teacher). The ids in `support` must be distinct per row."""
+    outside = logp.scatter(-1, support, -math.inf)
+    empty = torch.isneginf(outside).all(-1, keepdim=True)  # the support is the vocabulary
+    tail = torch.logsumexp(torch.where(empty, 0.0, outside), dim=-1, keepdim=True)
+    tail = torch.where(empty, -math.inf, tail)
+    return torch.cat([logp.gather(-1, support), tail], dim=-1)

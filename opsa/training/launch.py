@@ -1,16 +1,21 @@
-"""The GPU path: an `accelerate launch` command and the DeepSpeed ZeRO config it runs under.
+"""Training in several processes: `accelerate launch` of `python -m opsa train` under the
+DeepSpeed ZeRO config on GPUs, or plain data parallel over gloo on CPUs.
 
-The templates live in envs/deepspeed/ (zero2.json, zero3.json, accelerate.yaml); this module
-fills in the batch geometry, clipping and precision from a training config, writes the files
-for one run, and returns the command that runs `python -m opsa train` on every GPU.
+The templates live in envs/deepspeed/ (zero2.json, zero3.json, accelerate.yaml for GPUs,
+accelerate_cpu.yaml for CPUs); this module fills in the batch geometry, clipping, precision
+and process count from a training config, writes the files for one run, and runs the command.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import socket
+import subprocess
 from pathlib import Path
 from typing import Any, Literal
 
+import torch
 import yaml
 
 from opsa.errors import InputError
@@ -19,6 +24,7 @@ from opsa.training.config import OPSAConfig, TrainConfig
 
 TEMPLATES = Path(__file__).resolve().parents[2] / "envs" / "deepspeed"
 ZeroStage = Literal[2, 3]
+Stage = Literal["opsa", "sft"]
 
 
 def check_geometry(config: TrainConfig, num_processes: int) -> int:
@@ -44,16 +50,14 @@ def deepspeed_config(
     ds["gradient_accumulation_steps"] = accumulation
     ds["train_batch_size"] = config.micro_batch_size * accumulation * num_processes
     ds["gradient_clipping"] = config.grad_clip
-    ds["bf16"] = {"enabled": True}
+    ds["bf16"] = {"enabled": config.mixed_precision == "bf16"}
     return ds
 
 
 def gpu_training_config(config: TrainConfig) -> TrainConfig:
     """The run's config on GPUs: gradient checkpointing on, incomplete batches dropped (every
-    step must have DeepSpeed's accumulation count), fp32 master weights (bf16 by DeepSpeed)."""
-    return config.model_copy(
-        update={"gradient_checkpointing": True, "drop_last_batch": True, "dtype": "float32"}
-    )
+    step must have DeepSpeed's accumulation count)."""
+    return config.model_copy(update={"gradient_checkpointing": True, "drop_last_batch": True})
 
 
 def write_launch_files(
@@ -73,6 +77,7 @@ def write_launch_files(
     write_json(paths["deepspeed"], deepspeed_config(config, num_processes, zero_stage, templates))
     acc = yaml.safe_load((templates / "accelerate.yaml").read_text(encoding="utf-8"))
     acc["num_processes"] = num_processes
+    acc["mixed_precision"] = config.mixed_precision
     acc["deepspeed_config"]["deepspeed_config_file"] = str(paths["deepspeed"].resolve())
     acc["deepspeed_config"]["zero3_init_flag"] = zero_stage == 3
     paths["accelerate"].write_text(yaml.safe_dump(acc, sort_keys=True), encoding="utf-8")
@@ -80,8 +85,57 @@ def write_launch_files(
     return paths
 
 
+def write_cpu_launch_files(
+    config: TrainConfig, num_processes: int, run_dir: str | Path, templates: Path = TEMPLATES
+) -> dict[str, Path]:
+    """The accelerate config for data parallel on CPUs (gloo), and the run's training config."""
+    run_dir = Path(run_dir)
+    paths = {"accelerate": run_dir / "accelerate_cpu.yaml", "config": run_dir / "train_config.json"}
+    acc = yaml.safe_load((templates / "accelerate_cpu.yaml").read_text(encoding="utf-8"))
+    acc["num_processes"] = num_processes
+    paths["accelerate"].write_text(yaml.safe_dump(acc, sort_keys=True), encoding="utf-8")
+    write_json(paths["config"], config.model_dump(mode="json"))
+    return paths
+
+
+def launch_training(
+    stage: Stage,
+    config: TrainConfig,
+    inputs: dict[str, str | Path],
+    num_processes: int,
+    work_dir: str | Path,
+) -> None:
+    """Run `opsa train STAGE` in `num_processes` processes and wait for them: DeepSpeed when
+    this machine has GPUs, else DDP on CPUs (`ACCELERATE_USE_CPU`: accelerate then picks
+    gloo). The launch files go to work_dir/launch/; `inputs` include out_dir and work_dir."""
+    run_dir = Path(work_dir) / "launch"
+    run_dir.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ)
+    if torch.cuda.is_available():
+        paths = write_launch_files(config, num_processes, config.zero_stage, run_dir)
+    else:
+        paths = write_cpu_launch_files(config, num_processes, run_dir)
+        env["ACCELERATE_USE_CPU"] = "1"
+    command = launch_command(stage, inputs, paths, num_processes)
+    command[2:2] = ["--main_process_port", str(_free_port())]
+    status = subprocess.run(command, env=env, check=False).returncode
+    if status:
+        raise InputError(
+            f"training in {num_processes} processes failed (exit status {status}); "
+            "the failing process's error is above"
+        )
+
+
+def _free_port() -> int:
+    """A port no one listens on now, for the processes' rendezvous (parallel runs on one
+    machine must not share accelerate's default)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
 def launch_command(
-    stage: Literal["opsa", "sft"],
+    stage: Stage,
     inputs: dict[str, str | Path],
     paths: dict[str, Path],
     num_processes: int,

@@ -1,8 +1,16 @@
 """The optimisation loop every stage shares: steps, accumulation, clipping, schedule, logging,
 checkpoints, resume, NaN stop and the final checkpoint written only on success.
 
-A stage supplies a `StepTask`: it turns the item indices of one step into gradients (calling
-`backward_checked` for each micro-batch) and may keep state that must survive a resume.
+A stage supplies a `StepTask`: it turns the micro-batches of one step into gradients (calling
+`backward_checked` for each) and may keep state that must survive a resume.
+
+Precision: the student is stored in fp32 (master weights and AdamW state in fp32); with
+`mixed_precision: bf16` its forward and the loss run under bf16 autocast (DeepSpeed's bf16
+mode on GPUs, with its fp32 master copy).
+
+Processes: under `accelerate launch` each process takes every N-th item of a step's batch, all
+processes run the same number of micro-batches (an empty one runs a zero-loss forward and
+backward, so every collective is matched), and the logged values are global means.
 """
 
 from __future__ import annotations
@@ -38,13 +46,16 @@ class NonFiniteLoss(RuntimeError):
 
 @dataclass
 class StepStats:
-    loss: float  # the step's token-mean loss
-    tokens: int  # loss tokens in the step (this process)
-    extra: dict[str, float] = field(default_factory=dict)
+    """This process's share of a step, as sums: the loop adds them over processes and logs
+    `loss` = loss_sum / tokens and each extra `name` = sum / count."""
+
+    loss_sum: float  # sum of the per-token losses
+    tokens: int  # loss tokens
+    extra: dict[str, tuple[float, float]] = field(default_factory=dict)  # name: (sum, count)
 
 
 class StepTask(Protocol):
-    def backward(self, items: list[int], step: int) -> StepStats: ...
+    def backward(self, micro_batches: list[list[int]], step: int) -> StepStats: ...
 
     def after_optimizer_step(self) -> None: ...
 
@@ -80,6 +91,7 @@ class Run:
     config: TrainConfig
     schedule: list[list[int]]
     progress: Progress
+    modules: dict[str, torch.nn.Module] = field(default_factory=dict)  # also checkpointed
 
 
 def start_run(model_dir: str | Path, config: TrainConfig, num_items: int) -> Run:
@@ -92,7 +104,7 @@ def start_run(model_dir: str | Path, config: TrainConfig, num_items: int) -> Run
         torch.set_num_threads(config.cpu_threads)
     set_seed(config.seed)
     model = runtime.current().load_model(
-        model_dir, "student", config.trust_remote_code, config.dtype
+        model_dir, "student", config.trust_remote_code, "float32"
     )
     if config.gradient_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
@@ -101,15 +113,27 @@ def start_run(model_dir: str | Path, config: TrainConfig, num_items: int) -> Run
     schedule = schedule[:total]
     model, optimizer = accelerator.prepare(model, build_optimizer(model, config))
     scheduler = build_scheduler(optimizer, total, config)
-    progress = Progress()
-    accelerator.register_for_checkpointing(scheduler, progress)
-    return Run(accelerator, model, optimizer, scheduler, config, schedule, progress)
+    return Run(accelerator, model, optimizer, scheduler, config, schedule, Progress())
+
+
+def compute_precision(run: Run) -> torch.autocast:
+    """The context a stage's forward and loss run in: bf16 autocast over the fp32 weights when
+    the config asks for mixed precision (backward runs outside it)."""
+    return torch.autocast(
+        run.accelerator.device.type,
+        dtype=torch.bfloat16,
+        enabled=run.config.mixed_precision == "bf16",
+    )
 
 
 def backward_checked(accelerator: Accelerator, loss: torch.Tensor, step: int) -> None:
-    """Backpropagate `loss`, or stop before a non-finite loss reaches the weights."""
-    if not torch.isfinite(loss).item():
-        raise NonFiniteLoss(f"step {step + 1}: loss is {loss.item()}")
+    """Backpropagate `loss`, or stop before a non-finite loss reaches the weights (every
+    process stops when any one's loss is non-finite: none is left waiting in a collective)."""
+    bad = torch.tensor(float(not torch.isfinite(loss).item()), device=accelerator.device)
+    if accelerator.num_processes > 1:
+        bad = accelerator.reduce(bad, reduction="sum")
+    if bad.item():
+        raise NonFiniteLoss(f"step {step + 1}: loss is {loss.item()} (or another process's)")
     if accelerator.distributed_type == DistributedType.DEEPSPEED:
         # DeepSpeed divides by its accumulation steps; our loss is already a step token-mean.
         loss = loss * accelerator.gradient_accumulation_steps
@@ -120,6 +144,29 @@ def global_count(accelerator: Accelerator, count: int) -> int:
     """A count summed over processes (token-mean denominators of a step)."""
     total = torch.tensor(count, device=accelerator.device)
     return int(accelerator.reduce(total, reduction="sum").item())
+
+
+def micro_batches(batch: list[int], rank: int, processes: int, size: int) -> list[list[int]]:
+    """This process's items of a step (every `processes`-th) in micro-batches of `size`; every
+    process gets the same number of micro-batches, the last ones possibly empty."""
+    per_process = math.ceil(len(batch) / processes)
+    mine = batch[rank::processes]
+    return [mine[i : i + size] for i in range(0, max(1, per_process), size)]
+
+
+def global_means(accelerator: Accelerator, stats: StepStats) -> dict[str, float]:
+    """The step's loss, token count and extras summed over processes and turned into means."""
+    names = sorted(stats.extra)
+    local = [stats.loss_sum, float(stats.tokens)]
+    for name in names:
+        local += list(stats.extra[name])
+    total = accelerator.reduce(
+        torch.tensor(local, dtype=torch.float64, device=accelerator.device), reduction="sum"
+    ).tolist()
+    row = {"loss": total[0] / max(1.0, total[1]), "tokens": int(total[1])}
+    for i, name in enumerate(names):
+        row[name] = round(total[2 + 2 * i] / max(1.0, total[3 + 2 * i]), 6)
+    return row
 
 
 def train(
@@ -133,10 +180,11 @@ def train(
     """Run (or resume) every step of `run.schedule`, then write out_dir atomically."""
     work_dir, acc = Path(work_dir), run.accelerator
     run.progress.task = task
+    state = ckpt.TrainingState(run.model, run.optimizer, run.scheduler, run.progress, run.modules)
     ckpt.claim_work_dir(work_dir, identity, acc)
     last = ckpt.latest_checkpoint(work_dir)
     if last is not None:
-        acc.load_state(str(last))
+        state.load(acc, last)
         log.info("resumed from %s at step %d", last, run.progress.step)
     if acc.is_main_process:
         truncate_log(work_dir / LOG_NAME, run.progress.step)
@@ -153,7 +201,7 @@ def train(
         if acc.is_main_process:
             append_row(work_dir / LOG_NAME, row)
         if (step + 1) % run.config.checkpoint_every == 0 and step + 1 < total:
-            last = ckpt.save_checkpoint(acc, work_dir, step + 1, run.config.keep_checkpoints)
+            last = ckpt.save_checkpoint(acc, work_dir, step + 1, run.config.keep_checkpoints, state)
     _save_final(run, task, tokenizer, work_dir, Path(out_dir))
 
 
@@ -161,10 +209,12 @@ def _one_step(run: Run, task: StepTask, step: int, last: Path | None) -> dict[st
     acc = run.accelerator
     reset_peak_memory()
     start = time.perf_counter()
-    mine = run.schedule[step][acc.process_index :: acc.num_processes]
+    parts = micro_batches(
+        run.schedule[step], acc.process_index, acc.num_processes, run.config.micro_batch_size
+    )
     lr = run.optimizer.param_groups[0]["lr"]
     try:
-        stats = task.backward(mine, step)
+        stats = task.backward(parts, step)
         grad_norm = acc.clip_grad_norm_(run.model.parameters(), run.config.grad_clip)
         grad_norm = float(grad_norm) if grad_norm is not None else math.nan
         if not math.isfinite(grad_norm) and acc.distributed_type != DistributedType.DEEPSPEED:
@@ -177,15 +227,16 @@ def _one_step(run: Run, task: StepTask, step: int, last: Path | None) -> dict[st
     run.optimizer.zero_grad(set_to_none=True)
     task.after_optimizer_step()
     run.progress.step = step + 1
+    means = global_means(acc, stats)
     return {
         "step": step + 1,
-        "loss": stats.loss,
+        "loss": means.pop("loss"),
         "lr": lr,
         "grad_norm": grad_norm,
-        "tokens": stats.tokens,
+        "tokens": means.pop("tokens"),
         "seconds": round(time.perf_counter() - start, 3),
         "peak_mem_mb": round(peak_memory_mb(), 1),
-        **stats.extra,
+        **means,
     }
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from accelerate.utils import gather_object
 
 from opsa.generation.engine import SamplingParams
 from opsa.models import runtime
@@ -17,11 +18,19 @@ from opsa.models.load import load_tokenizer
 from opsa.training.chunked import chunked_terms, loss_hidden
 from opsa.training.config import OPSAConfig
 from opsa.training.data import load_labelled_prompts, load_selected_contexts
-from opsa.training.diagnostics import TokenDiagnostics, step_summary
+from opsa.training.diagnostics import TokenDiagnostics, step_sums
 from opsa.training.identity import run_identity
-from opsa.training.loop import Run, StepStats, backward_checked, global_count, start_run, train
+from opsa.training.loop import (
+    Run,
+    StepStats,
+    backward_checked,
+    compute_precision,
+    global_count,
+    start_run,
+    train,
+)
 from opsa.training.rollout import EncodedPrompt, Rollouts, encode_prompts
-from opsa.training.sequences import pack
+from opsa.training.sequences import PackedBatch, pack
 from opsa.training.token_loss import DistillSpec, distill_terms
 
 log = logging.getLogger(__name__)
@@ -48,7 +57,7 @@ def train_opsa(
     run = start_run(model_dir, config, len(items))
     teacher = load_teacher(model_dir, config, run.accelerator.device)
     if config.teacher == "ema":
-        run.accelerator.register_for_checkpointing(teacher)
+        run.modules["ema_teacher"] = teacher
     rollouts = Rollouts.start(
         model_dir, tokenizer, config.rollout_sync_every, config.trust_remote_code
     )
@@ -58,8 +67,10 @@ def train_opsa(
 
 
 def load_teacher(model_dir: str | Path, config: OPSAConfig, device: Any) -> torch.nn.Module:
-    """The initial model, loaded again from its directory (never a deep copy of the student)."""
-    teacher = runtime.current().load_model(model_dir, "teacher", config.trust_remote_code)
+    """The initial model, loaded again from its directory (never a deep copy of the student):
+    fp32 when it is an EMA of the student, else stored as `teacher_dtype`."""
+    dtype = "float32" if config.teacher == "ema" else config.teacher_dtype
+    teacher = runtime.current().load_model(model_dir, "teacher", config.trust_remote_code, dtype)
     teacher.requires_grad_(False)
     return teacher.eval()
 
@@ -92,51 +103,69 @@ class OPSATask:
             batch_size=self.config.generation_batch_size,
         )
 
-    def backward(self, items: list[int], step: int) -> StepStats:
+    def backward(self, micro_batches: list[list[int]], step: int) -> StepStats:
         acc, cfg = self.run.accelerator, self.config
-        prompts = [self.prompts[i] for i in items]
+        prompts = [self.prompts[i] for mb in micro_batches for i in mb]
         student = acc.unwrap_model(self.run.model)
-        completions = self.rollouts.sample(
-            student, [p.student_ids for p in prompts], self.sampling(step), step
+        ids = [p.student_ids for p in prompts]
+        completions = (
+            self.rollouts.sample(student, ids, self.sampling(step), step) if prompts else []
         )
         local = sum(max(0, len(c) - cfg.skip_first_tokens) for c in completions)
         scale = acc.num_processes / max(1, global_count(acc, local))
-        loss_sum, offsets, values = 0.0, [], []
-        for start in range(0, len(prompts), cfg.micro_batch_size):
-            part = slice(start, start + cfg.micro_batch_size)
-            o, v, total = self.micro_step(prompts[part], completions[part], scale, step)
-            loss_sum += total
-            offsets.append(o)
-            values.append(v)
-        offsets_t, values_t = torch.cat(offsets), torch.cat(values)
-        extra = step_summary(offsets_t, values_t) | {"rollout_staleness": self.rollouts.staleness}
-        return StepStats(loss_sum * scale / acc.num_processes, local, extra)
+        loss_sum, offsets, targets, values, start = 0.0, [], [], [], 0
+        for mb in micro_batches:
+            part = slice(start, start + len(mb))
+            start += len(mb)
+            batch = self.micro_step(prompts[part], completions[part], scale, step)
+            if batch is not None:
+                loss_sum += batch[3]
+                offsets.append(batch[0])
+                targets.append(batch[1])
+                values.append(batch[2])
+        mine = [torch.cat(x) if x else torch.zeros(0) for x in (offsets, targets, values)]
+        everyone = gather_object([mine]) if acc.num_processes > 1 else [mine]
+        for o, y, v in everyone:
+            self.diagnostics.add(o.long(), y.long(), v)
+        extra = step_sums(mine[0], mine[2]) | {"rollout_staleness": (self.rollouts.staleness, 1.0)}
+        return StepStats(loss_sum, local, extra)
 
     def micro_step(
         self, prompts: list[EncodedPrompt], completions: list[list[int]], scale: float, step: int
-    ) -> tuple[torch.Tensor, torch.Tensor, float]:
-        """Teacher scoring (no grad), student forward, chunked loss, backward."""
-        acc, cfg = self.run.accelerator, self.config
-        pad = self.tokenizer.pad_token_id
-        s_batch = pack([p.student_ids for p in prompts], completions, pad, cfg.skip_first_tokens)
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, float] | None:
+        """Teacher scoring (no grad), student forward, chunked loss, backward: (offsets,
+        targets, per-token divergence, loss sum), or None for a micro-batch without loss
+        tokens, which still runs a zero-loss forward and backward on a stand-in sequence
+        (under DDP every process must join every gradient all-reduce)."""
+        cfg, pad = self.config, self.tokenizer.pad_token_id
+        s_ids = [p.student_ids for p in prompts]
+        s_batch = pack(s_ids, completions, pad, cfg.skip_first_tokens) if prompts else None
+        if s_batch is None or s_batch.num_tokens == 0:
+            stand_in = [[pad] * (cfg.skip_first_tokens + 1)]
+            self.micro_step(self.prompts[:1], stand_in, 0.0, step)
+            return None
         t_batch = pack([p.teacher_ids for p in prompts], completions, pad, cfg.skip_first_tokens)
-        if s_batch.num_tokens == 0:
-            return s_batch.offsets, s_batch.targets.float(), 0.0
-        with torch.no_grad():
-            h_t = loss_hidden(self.teacher, t_batch)
-        h_s = loss_hidden(self.run.model, s_batch)
-        total, values = chunked_terms(
-            lambda s, t, y: distill_terms(self.spec, s, t, y),
-            acc.unwrap_model(self.run.model).get_output_embeddings(),
-            h_s,
-            s_batch.targets,
-            cfg.loss_chunk_size,
-            self.teacher.get_output_embeddings(),
-            h_t,
-        )
-        backward_checked(acc, total * scale, step)
-        self.diagnostics.add(s_batch.offsets, s_batch.targets, values.cpu())
-        return s_batch.offsets, values.cpu(), total.item()
+        total, values = self._loss(s_batch, t_batch)
+        backward_checked(self.run.accelerator, total * scale, step)
+        return s_batch.offsets, s_batch.targets, values.cpu(), total.item()
+
+    def _loss(
+        self, s_batch: PackedBatch, t_batch: PackedBatch
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        acc = self.run.accelerator
+        with compute_precision(self.run):
+            with torch.no_grad():
+                h_t = loss_hidden(self.teacher, t_batch)
+            h_s = loss_hidden(self.run.model, s_batch)
+            return chunked_terms(
+                lambda s, t, y: distill_terms(self.spec, s, t, y),
+                acc.unwrap_model(self.run.model).get_output_embeddings(),
+                h_s,
+                s_batch.targets,
+                self.config.loss_chunk_size,
+                self.teacher.get_output_embeddings(),
+                h_t,
+            )
 
     @torch.no_grad()
     def after_optimizer_step(self) -> None:

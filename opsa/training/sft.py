@@ -11,6 +11,8 @@ import random
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from opsa.contexts.placement import render_prompt
 from opsa.data.sources import SourceSpec, load_source
 from opsa.errors import InputError
@@ -19,7 +21,15 @@ from opsa.records import read_jsonl, require_columns, write_jsonl
 from opsa.training.chunked import chunked_terms, loss_hidden
 from opsa.training.config import SFTConfig
 from opsa.training.identity import run_identity
-from opsa.training.loop import Run, StepStats, backward_checked, global_count, start_run, train
+from opsa.training.loop import (
+    Run,
+    StepStats,
+    backward_checked,
+    compute_precision,
+    global_count,
+    start_run,
+    train,
+)
 from opsa.training.sequences import pack
 from opsa.training.token_loss import nll_terms
 
@@ -73,21 +83,28 @@ class SFTTask:
         self.tokenizer = tokenizer
         self.pairs = pairs
 
-    def backward(self, items: list[int], step: int) -> StepStats:
-        acc, cfg = self.run.accelerator, self.config
-        pairs = [self.pairs[i] for i in items]
-        local = sum(len(r) for _, r in pairs)
+    def backward(self, micro_batches: list[list[int]], step: int) -> StepStats:
+        acc = self.run.accelerator
+        local = sum(len(self.pairs[i][1]) for mb in micro_batches for i in mb)
         scale = acc.num_processes / max(1, global_count(acc, local))
-        head = acc.unwrap_model(self.run.model).get_output_embeddings()
         loss_sum = 0.0
-        for start in range(0, len(pairs), cfg.micro_batch_size):
-            part = pairs[start : start + cfg.micro_batch_size]
-            batch = pack([p for p, _ in part], [r for _, r in part], self.tokenizer.pad_token_id)
+        for mb in micro_batches:
+            # an empty micro-batch (a process short of items) runs a zero-loss stand-in: under
+            # DDP every process must join every gradient all-reduce
+            part = [self.pairs[i] for i in mb] or self.pairs[:1]
+            total = self._loss(part)
+            backward_checked(acc, total * (scale if mb else 0.0), step)
+            loss_sum += total.item() if mb else 0.0
+        return StepStats(loss_sum, local)
+
+    def _loss(self, pairs: list[Pair]) -> torch.Tensor:
+        acc, cfg = self.run.accelerator, self.config
+        batch = pack([p for p, _ in pairs], [r for _, r in pairs], self.tokenizer.pad_token_id)
+        head = acc.unwrap_model(self.run.model).get_output_embeddings()
+        with compute_precision(self.run):
             hidden = loss_hidden(self.run.model, batch)
             total, _ = chunked_terms(nll_terms, head, hidden, batch.targets, cfg.loss_chunk_size)
-            backward_checked(acc, total * scale, step)
-            loss_sum += total.item()
-        return StepStats(loss_sum * scale / acc.num_processes, local)
+        return total
 
     def after_optimizer_step(self) -> None:
         return None

@@ -55,6 +55,8 @@ def test_kl_ignores_zero_probability_entries():
 
 
 def test_tail_bucket_holds_the_rest():
-    sup = torch.tensor([[0.5, 0.3]], dtype=torch.float64).log()
-    out = dv.with_tail(sup).exp()
+    logp = torch.tensor([[0.3, 0.15, 0.5, 0.05]], dtype=torch.float64).log()
+    out = dv.with_tail(logp, torch.tensor([[2, 0]])).exp()
     assert out.tolist()[0] == pytest.approx([0.5, 0.3, 0.2])
+    whole = dv.with_tail(logp, torch.tensor([[0, 1, 2, 3]])).exp()  # no tail left: 0
+    assert whole.tolist()[0] == pytest.approx([0.3, 0.15, 0.5, 0.05, 0.0])

@@ -7,6 +7,7 @@ steps run in seconds, and resume determinism does not depend on the model's qual
 from __future__ import annotations
 
 import json
+import pickle
 
 import pytest
 import torch
@@ -115,3 +116,50 @@ def test_work_dir_of_another_run_is_refused(tiny_model_dir, prompt_files, tmp_pa
     run(tiny_model_dir, prompt_files, tmp_path, "a", max_steps=1, teacher="base")
     with pytest.raises(InputError, match="different run"):
         run(tiny_model_dir, prompt_files, tmp_path, "a", max_steps=1, teacher="base", lr=2e-3)
+
+
+class Planted:
+    """Unpickling this creates `marker` (what a malicious pickle could do, harmlessly)."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+def test_resume_unpickles_nothing_planted_in_a_checkpoint(
+    tiny_model_dir, prompt_files, tmp_path, monkeypatch
+):
+    """A checkpoint is JSON and safetensors only; pickles planted under the names accelerate's
+    save_state used (and torch's) are never opened when the run resumes from it."""
+    original = OPSATask.backward
+
+    def dies_at_step_3(self, items, step):
+        if step == 2:
+            raise KeyboardInterrupt("killed")
+        return original(self, items, step)
+
+    monkeypatch.setattr(OPSATask, "backward", dies_at_step_3)
+    with pytest.raises(KeyboardInterrupt):
+        run(tiny_model_dir, prompt_files, tmp_path, "planted")
+    monkeypatch.setattr(OPSATask, "backward", original)
+    ckpt = tmp_path / "planted-work" / "checkpoint-0000002"
+    assert {p.suffix for p in ckpt.iterdir()} == {".json", ".safetensors"}
+    marker = tmp_path / "pwned"
+    for name in [
+        "custom_checkpoint_0.pkl",
+        "custom_checkpoint_1.pkl",
+        "random_states_0.pkl",
+        "optimizer.bin",
+        "scheduler.bin",
+        "pytorch_model.bin",
+        "model.pt",
+    ]:
+        with (ckpt / name).open("wb") as f:
+            pickle.dump(Planted(marker), f)
+    with pytest.raises(FileNotFoundError):  # the payload works when unpickled
+        pickle.loads(pickle.dumps(Planted(tmp_path / "no-such-dir" / "x")))
+    out, _ = run(tiny_model_dir, prompt_files, tmp_path, "planted")
+    assert [r["step"] for r in log_rows(out)] == [1, 2, 3, 4]
+    assert not marker.exists()

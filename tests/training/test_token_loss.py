@@ -84,7 +84,7 @@ def test_sampled_token_cost_and_gradient():
     s_logits = S_LOGITS.clone().requires_grad_(True)
     y = torch.tensor([1])
     terms, cost = distill_terms(
-        spec(divergence="reverse_kl", estimator="sampled"), s_logits, T_LOGITS, y
+        spec(divergence="reverse_kl", estimator="sampled", temperature=1.0), s_logits, T_LOGITS, y
     )
     s_y = math.log(softmax(S_LOGITS[0].tolist())[1])
     t_y = math.log(softmax(T_LOGITS[0].tolist())[1])
@@ -173,3 +173,126 @@ def test_no_logits_beyond_one_chunk_exist_in_forward_or_backward():
     total.backward()
     assert max(head_s.rows) == 5 and max(head_t.rows) == 5
     assert sum(head_s.rows) == 2 * 23  # forward, then recomputed chunk by chunk in backward
+
+
+# --- against a naive float64 full-vocabulary reference (the audit's cases) ---------------------
+
+
+def naive_kl(p: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
+    """KL(p || q) in float64 from probabilities, over entries with p > 0."""
+    live = p > 0
+    return (p[live] * (p[live].log() - q[live].log())).sum()
+
+
+def reference_tail(s_logits, t_logits, k: int, direction: str) -> torch.Tensor:
+    """topk_tail from float64 probabilities: the teacher's top-k and 1 - (their sum)."""
+    p_s, p_t = s_logits.double().softmax(-1), t_logits.double().softmax(-1)
+    idx = p_t.topk(k).indices
+    bucket = lambda p: torch.cat([p[idx], (1 - p[idx].sum())[None]])  # noqa: E731
+    a, b = bucket(p_s), bucket(p_t)
+    return naive_kl(a, b) if direction == "reverse_kl" else naive_kl(b, a)
+
+
+Y0 = torch.tensor([0])
+
+
+def confident_row(vocab: int = 49152) -> tuple[torch.Tensor, torch.Tensor]:
+    """A teacher that puts all but ~1e-9 of its mass on one token (as a context-conditioned
+    teacher does on a refusal opener), and a student that does not; fp32 logits as in training."""
+    g = torch.Generator().manual_seed(0)
+    t = torch.randn(vocab, generator=g) * 2
+    t[7] += 40.0
+    s = torch.randn(vocab, generator=g) * 2
+    s[7] += 6.0
+    return s[None], t[None]
+
+
+@pytest.mark.parametrize("divergence", ["reverse_kl", "forward_kl", "mixed"])
+def test_topk_tail_with_a_confident_teacher_matches_float64(divergence):
+    """The old tail log(clamp(1 - sum p, 1e-30)) in fp32 rounded the teacher's tail to 1e-30:
+    reverse KL several nats too high. In log space value and gradient match float64."""
+    s32, t32 = confident_row()
+    s = s32.clone().requires_grad_(True)
+    got, _ = distill_terms(spec(divergence=divergence, estimator="topk_tail", top_k=64), s, t32, Y0)
+    got.sum().backward()
+    s64 = s32.double().requires_grad_(True)
+    fwd = reference_tail(s64[0], t32[0], 64, "forward_kl")
+    rev = reference_tail(s64[0], t32[0], 64, "reverse_kl")
+    want = {"forward_kl": fwd, "reverse_kl": rev, "mixed": 0.5 * fwd + 0.5 * rev}[divergence]
+    want.backward()
+    assert got.item() == pytest.approx(want.item(), rel=1e-4, abs=1e-6)
+    assert torch.allclose(s.grad.double(), s64.grad, atol=1e-6)
+
+
+def test_sampled_expected_gradient_is_the_reverse_kl_gradient_at_the_sampling_temperature():
+    """Exact expectation over y ~ p_s at T = 0.6 (every token weighted by its probability):
+    the sampled estimator's mean gradient equals grad KL(p_s^T || p_t^T), computed naively in
+    float64 over the whole vocabulary."""
+    g = torch.Generator().manual_seed(1)
+    s0, t0 = torch.randn(1, 40, generator=g) * 2, torch.randn(1, 40, generator=g) * 2
+    temp = 0.6
+    sp = spec(divergence="reverse_kl", estimator="sampled", temperature=temp)
+    s = s0.double().expand(40, -1).clone().requires_grad_(True)
+    terms, _ = distill_terms(sp, s, t0.double().expand(40, -1), torch.arange(40))
+    weights = (s0.double() / temp).softmax(-1)[0]  # the probability of drawing each y
+    (weights * terms).sum().backward()
+    expected = s.grad.sum(0)
+    ref = s0.double().clone().requires_grad_(True)
+    naive_kl((ref / temp).softmax(-1)[0], (t0.double() / temp).softmax(-1)[0]).backward()
+    assert torch.allclose(expected, ref.grad[0], atol=1e-10)
+
+
+def naive_divergence(divergence: str, estimator: str, s_logits, t_logits, k: int):
+    """The per-token divergence from float64 probabilities, written out directly."""
+    p_s, p_t = s_logits.softmax(-1), t_logits.softmax(-1)
+    if estimator != "full":
+        idx = p_t.topk(k).indices
+        if estimator == "topk":
+            p_s, p_t = p_s[idx] / p_s[idx].sum(), p_t[idx] / p_t[idx].sum()
+        else:
+            p_s = torch.cat([p_s[idx], (1 - p_s[idx].sum())[None]])
+            p_t = torch.cat([p_t[idx], (1 - p_t[idx].sum())[None]])
+    fwd, rev = naive_kl(p_t, p_s), naive_kl(p_s, p_t)
+    m = 0.5 * p_t + 0.5 * p_s
+    return {
+        "forward_kl": fwd,
+        "reverse_kl": rev,
+        "mixed": 0.5 * fwd + 0.5 * rev,
+        "jsd": 0.5 * naive_kl(p_t, m) + 0.5 * naive_kl(p_s, m),
+    }[divergence]
+
+
+# which side may put -inf where the other has mass (the divergence stays finite)
+ONE_SIDED = {"reverse_kl": "student", "forward_kl": "teacher", "jsd": "student", "mixed": None}
+
+
+@pytest.mark.parametrize("divergence", list(ONE_SIDED))
+@pytest.mark.parametrize("estimator", ["full", "topk", "topk_tail"])
+def test_a_minus_inf_logit_gives_finite_values_and_gradients(divergence, estimator):
+    """A masked token (-inf logit in student and teacher), and for the divergences that stay
+    finite one -inf on one side only: value and gradient equal float64 over the remaining
+    vocabulary, and the masked logits get a zero gradient (was NaN)."""
+    g = torch.Generator().manual_seed(2)
+    s0, t0 = torch.randn(1, 12, generator=g), torch.randn(1, 12, generator=g)
+    s0[0, 3] = t0[0, 3] = -math.inf  # masked for both
+    side = ONE_SIDED[divergence]
+    if side is not None:
+        (s0 if side == "student" else t0)[0, 5] = -math.inf
+    s = s0.clone().requires_grad_(True)
+    sp = spec(divergence=divergence, estimator=estimator, top_k=6)
+    got, _ = distill_terms(sp, s, t0, Y0)
+    got.sum().backward()
+    assert torch.isfinite(got).all() and torch.isfinite(s.grad).all()
+    assert s.grad[0, 3] == 0
+    keep = [i for i in range(12) if i != 3]
+    ref = s0.double()[0, keep].clone().requires_grad_(True)
+    want = naive_divergence(divergence, estimator, ref, t0.double()[0, keep], k=6)
+    want.backward()
+    assert got.item() == pytest.approx(want.item(), rel=1e-5, abs=1e-7)
+    grad = torch.where(torch.isneginf(ref), 0.0, ref.grad)
+    assert torch.allclose(s.grad[0, keep].double(), grad, atol=1e-6)
+
+
+def test_duplicate_token_ids_are_rejected_naming_the_id():
+    with pytest.raises(ValueError, match="token_ids: id 9 appears more than once"):
+        OPSAConfig(token_ids=[4, 9, 2, 9], estimator="full")

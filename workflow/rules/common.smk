@@ -170,6 +170,13 @@ def training_settings(method):
     return {**training["common"], **own}
 
 
+def train_processes(wildcards):
+    """Data-parallel training processes for one model: `models.<name>.train_processes`, else
+    `training.num_processes` (over 1: `accelerate launch`, DeepSpeed on GPUs, gloo on CPUs)."""
+    model = config["models"][wildcards.model]
+    return model.get("train_processes", config["training"].get("num_processes", 1))
+
+
 def final_outputs(wildcards):
     return [
         *expand("results/report/flip_rates_{model}.png", model=flip_rate_plots()),

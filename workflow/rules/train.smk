@@ -71,8 +71,10 @@ rule train_opsa:
         run_on=runtime_args(),
         settings=as_json(training_settings("opsa")),
         work_dir="results/checkpoints/{model}/opsa",
+        processes=train_processes,
     shell:
         "python -m opsa --threads {threads} {params.run_on} train opsa --config {params.settings:q} "
+        "--processes {params.processes} "
         "--model-dir {input.model} --harmful {input.harmful} --benign {input.benign} "
         "--contexts {input.contexts} --out-dir {output} --work-dir {params.work_dir} "
         "> {log} 2>&1"
@@ -101,7 +103,9 @@ rule train_sft:
         run_on=runtime_args(),
         settings=as_json(training_settings("sft")),
         work_dir="results/checkpoints/{model}/{method}",
+        processes=train_processes,
     shell:
         "python -m opsa --threads {threads} {params.run_on} train sft --config {params.settings:q} "
+        "--processes {params.processes} "
         "--model-dir {input.model} --pairs {input.pairs} --out-dir {output} "
         "--work-dir {params.work_dir} > {log} 2>&1"
