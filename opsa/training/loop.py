@@ -103,9 +103,7 @@ def start_run(model_dir: str | Path, config: TrainConfig, num_items: int) -> Run
     if config.cpu_threads is not None:
         torch.set_num_threads(config.cpu_threads)
     set_seed(config.seed)
-    model = runtime.current().load_model(
-        model_dir, "student", config.trust_remote_code, "float32"
-    )
+    model = runtime.current().load_model(model_dir, "student", config.trust_remote_code, "float32")
     if config.gradient_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     model.train()
