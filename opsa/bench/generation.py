@@ -1,7 +1,9 @@
 """Row 3: generation tokens per second of the HF and vLLM backends, same prompts and settings,
 at the batch sizes the pipeline uses (the embedded default's OPSA rollouts 8, context search
-and evaluation 32). Each backend runs in its own process; greedy decoding of rendered chat
-prompts; tokens are the generated token ids (stop token excluded)."""
+and evaluation 32). Each backend runs in its own process, opened as every stage opens it
+(`open_generator` under a runtime that names the backend); greedy decoding of rendered chat
+prompts; tokens are the generated token ids (stop token excluded). Then: does
+`generation.backend: auto` pick the faster backend on this machine?"""
 
 from __future__ import annotations
 
@@ -28,39 +30,54 @@ def run(settings: Settings) -> dict[str, Any]:
         "reps": settings.reps,
         "warmup": settings.warmup,
     }
-    hf = run_isolated(
-        "opsa.bench.generation:hf_side", kwargs, settings.threads, settings.side_log(3, "hf")
-    )
-    return summarise(hf, None)
-
-
-def summarise(hf: dict[str, Any], vllm: dict[str, Any] | None) -> dict[str, Any]:
-    def text(side: dict[str, Any]) -> str:
-        return ", ".join(
-            f"batch {b}: {r['tokens_per_s']:.1f} tok/s" for b, r in side["by_batch"].items()
+    sides = {
+        backend: run_isolated(
+            "opsa.bench.generation:backend_side",
+            kwargs | {"backend": backend},
+            settings.threads,
+            settings.side_log(3, backend),
         )
-
-    result: dict[str, Any] = {
-        "measure": "generation tokens/s (greedy), embedded model, pipeline batch sizes",
-        "ours": f"HF: {text(hf)}",
-        "hf": hf,
+        for backend in ("hf", "vllm")
     }
-    if vllm is None:
-        return result | {
-            "peer": "vLLM: not measured (the vLLM backend is not merged into this branch)",
-            "ratio": None,
-            "ratio_text": "–",
-            "target": "`backend: auto` picks the faster",
-            "met": None,
-        }
+    return summarise(sides["hf"], sides["vllm"], auto_choice())
+
+
+def auto_choice() -> str:
+    """The backend `generation.backend: auto` gives a policy model on this machine."""
+    from opsa.models.runtime import Runtime
+
+    return Runtime(backend="auto").backend("policy")
+
+
+def summarise(hf: dict[str, Any], vllm: dict[str, Any], auto: str) -> dict[str, Any]:
+    def text(side: dict[str, Any]) -> str:
+        return ", ".join(f"b{b} {r['tokens_per_s']:.1f}" for b, r in side["by_batch"].items())
+
     ratios = {
-        b: ratio(vllm["by_batch"][b]["tokens_per_s"], hf["by_batch"][b]["tokens_per_s"])
-        for b in hf["by_batch"]
+        b: ratio(vllm["by_batch"][b]["tokens_per_s"], r["tokens_per_s"])
+        for b, r in hf["by_batch"].items()
     }
-    return result | {"peer": f"vLLM: {text(vllm)}", "vllm": vllm, "ratios": ratios}
+    faster = {b: "vllm" if x > 1 else "hf" for b, x in ratios.items()}
+    picks_faster = all(f == auto for f in faster.values())
+    return {
+        "measure": "generation tokens/s (greedy, 32 prompts × 32 new tokens) at batch 8 / 32",
+        "ours": f"HF backend: {text(hf)} tok/s (load {hf['load_s']:.0f} s)",
+        "peer": f"vLLM backend: {text(vllm)} tok/s (load {vllm['load_s']:.0f} s)",
+        "ratio": max(ratios.values()),
+        "ratio_text": "vLLM/HF "
+        + ", ".join(f"b{b} {x}×" for b, x in ratios.items())
+        + f"; auto picks {auto}",
+        "target": "`backend: auto` picks the faster",
+        "met": picks_faster,
+        "auto": auto,
+        "faster": faster,
+        "hf": hf,
+        "vllm": vllm,
+    }
 
 
-def hf_side(
+def backend_side(
+    backend: str,
     model_dir: str,
     prompts: list[str],
     batch_sizes: list[int],
@@ -68,11 +85,18 @@ def hf_side(
     reps: int,
     warmup: int,
 ) -> dict[str, Any]:
-    from opsa.generation.hf import HFGenerator
+    import time
 
-    return _measure(
-        HFGenerator.from_dir(model_dir), prompts, batch_sizes, max_new_tokens, reps, warmup
-    )
+    from opsa.generation.backend import open_generator
+    from opsa.models.runtime import Runtime, RuntimeConfig, using
+
+    config = RuntimeConfig(vllm={"max_model_len": 1024, "cpu_kv_cache_gib": 2})
+    with using(Runtime(config, backend)):
+        start = time.perf_counter()
+        generator = open_generator(model_dir, "policy", f"bench {backend}")
+        load_s = time.perf_counter() - start
+        measured = _measure(generator, prompts, batch_sizes, max_new_tokens, reps, warmup)
+    return measured | {"backend": backend, "load_s": round(load_s, 2)}
 
 
 def _measure(

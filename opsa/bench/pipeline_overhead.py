@@ -1,6 +1,10 @@
-"""Row 6: Snakemake's own overhead: planning the paper grid (`snakemake -n`) and a no-op
-rerun of the embedded pipeline on a completed results tree (the smoke config, run for real
-once into `<out-dir>/smoke-tree`; building it is not timed)."""
+"""Row 6: Snakemake's own overhead: planning the paper grid (`snakemake -n`, from an empty
+working directory) and a no-op rerun of the embedded pipeline on a completed results tree.
+
+The tree is the smoke config run for real once into `<out-dir>/smoke-tree` (not timed). When
+the code or the rules changed since, Snakemake would rerun the changed jobs; the tree is then
+brought up to date with `--touch` (its outputs are the real run's), so the timed rerun is a
+true no-op: it must print "Nothing to be done"."""
 
 from __future__ import annotations
 
@@ -71,7 +75,11 @@ def completed_tree(settings: Settings) -> Path:
     """The smoke pipeline's results tree, run for real once (reused while it is complete)."""
     tree = settings.out_dir / "smoke-tree"
     tree.mkdir(parents=True, exist_ok=True)
-    if NOTHING_TO_DO not in checked(snakemake(tree, "config/smoke.yaml", "-n"), "plan").stdout:
+    if NOTHING_TO_DO in checked(snakemake(tree, "config/smoke.yaml", "-n"), "plan").stdout:
+        return tree
+    if (tree / "results/report/summary.md").is_file():
+        checked(snakemake(tree, "config/smoke.yaml", "--touch", "--cores", "1"), "touch")
+    else:
         checked(snakemake(tree, "config/smoke.yaml", "--cores", "2"), "smoke pipeline run")
     return tree
 

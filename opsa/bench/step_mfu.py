@@ -1,7 +1,9 @@
 """Row 2: the OPSA training step against the machine's limit.
 
-In one process: the matmul peak of this machine (square fp32 matmuls, best median over a few
-sizes, same threads), then the row-1 OPSA step, instrumented from outside the training code:
+In one process per precision (fp32; bf16 autocast over fp32 master weights, training's
+`mixed_precision: bf16`): the matmul peak of this machine in that precision (square matmuls,
+best median over a few sizes, same threads), then the row-1 OPSA step in that precision,
+instrumented from outside the training code:
 rollout time (the rollout call), teacher forward (the loss-hidden forward under no_grad),
 student forward (the same with grad), optimizer (its step); the rest of the step is the
 chunked loss, the backward pass and clipping ("loss+backward"). Model FLOPs, by the usual
@@ -29,51 +31,76 @@ PHASES = ("rollout", "teacher", "student_forward", "loss_backward", "optimizer")
 TARGET = 0.6
 
 
+PRECISIONS = {"no": "float32", "bf16": "bfloat16"}  # training's mixed_precision -> matmul dtype
+
+
 def run(settings: Settings) -> dict[str, Any]:
     new_tokens = 8 if settings.small else 64
     steps = settings.warmup + settings.reps + 1  # the last one is profiled, not timed
-    kwargs = {"model_dir": str(settings.model_dir), "pairs": inputs.mixed_prompts(BATCH * steps),
-              "steps": steps, "max_new_tokens": new_tokens,
-              "matmul_sizes": [256, 512] if settings.small else [1024, 2048, 3072]}  # fmt: skip
-    side = run_isolated(
-        "opsa.bench.step_mfu:mfu_side", kwargs, settings.threads, settings.side_log(2, "opsa")
-    )
-    return summarise(side, settings.warmup, settings.reps)
+    sides = {}
+    for precision in PRECISIONS:
+        kwargs = {"model_dir": str(settings.model_dir),
+                  "pairs": inputs.mixed_prompts(BATCH * steps), "steps": steps,
+                  "max_new_tokens": new_tokens, "mixed_precision": precision,
+                  "matmul_sizes": [256, 512] if settings.small else [1024, 2048, 3072]}  # fmt: skip
+        log = settings.side_log(2, f"opsa_{precision}")
+        side = run_isolated("opsa.bench.step_mfu:mfu_side", kwargs, settings.threads, log)
+        sides[precision] = precision_summary(side, settings.warmup, settings.reps)
+    return summarise(sides)
 
 
-def summarise(side: dict[str, Any], warmup: int, reps: int) -> dict[str, Any]:
+def precision_summary(side: dict[str, Any], warmup: int, reps: int) -> dict[str, Any]:
+    """Median FLOP/s of the fwd/bwd part and of generation, their share of the peak, the
+    median time split, and the profiled step's top entries."""
     steps = side["steps"][warmup : warmup + reps]
     n = side["parameters"]
-    split = {p: statistics.median(s[p] for s in steps) for p in PHASES}
-    fwd_bwd = [
+    fwd_bwd = statistics.median(
         (6 * n * s["student_tokens"] + 2 * n * s["teacher_tokens"])
         / (s["teacher"] + s["student_forward"] + s["loss_backward"])
         for s in steps
-    ]
-    gen = [2 * n * s["rollout_tokens"] / s["rollout"] for s in steps]
-    peak = side["matmul_peak_flops"]["float32"]
-    mfu = statistics.median(fwd_bwd) / peak
-    total = sum(split.values())
-    split_text = ", ".join(f"{p} {split[p]:.2f} s ({split[p] / total:.0%})" for p in PHASES)
+    )
+    generation = statistics.median(2 * n * s["rollout_tokens"] / s["rollout"] for s in steps)
     return {
-        "measure": "OPSA step (fp32): model FLOP/s of teacher fwd + student fwd/bwd as a "
-        "fraction of the fp32 matmul peak measured in the same run",
-        "ours": f"fwd/bwd {statistics.median(fwd_bwd) / 1e9:.1f} GFLOP/s; "
-        f"generation {statistics.median(gen) / 1e9:.1f} GFLOP/s "
-        f"({statistics.median(gen) / peak:.0%} of peak)",
-        "note": f"median step split: {split_text}",
-        "peer": f"fp32 matmul peak {peak / 1e9:.1f} GFLOP/s",
-        "ratio": round(mfu, 3),
-        "ratio_text": f"{mfu:.0%} of peak (fwd/bwd)",
-        "target": "≥60% of peak for fwd/bwd",
-        "met": bool(mfu >= TARGET),
+        "peak_flops": side["matmul_peak_flops"],
+        "fwd_bwd_flops": round(fwd_bwd),
+        "mfu": round(fwd_bwd / side["matmul_peak_flops"], 3),
+        "generation_flops": round(generation),
+        "generation_mfu": round(generation / side["matmul_peak_flops"], 3),
+        "step_s": round(statistics.median(s["seconds"] for s in steps), 3),
+        "split_median_s": {p: round(statistics.median(s[p] for s in steps), 3) for p in PHASES},
         "parameters": n,
-        "split_median_s": {p: round(v, 3) for p, v in split.items()},
-        "fwd_bwd_flops_per_s": [round(f) for f in fwd_bwd],
-        "generation_flops_per_s": [round(g) for g in gen],
-        "matmul_peak_flops": side["matmul_peak_flops"],
         "steps": steps,
         "profile_top": side["profile_top"],
+    }
+
+
+def summarise(sides: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    def gflops(x: float) -> str:
+        return f"{x / 1e9:.1f}"
+
+    ours = "; ".join(
+        f"{PRECISIONS[p]}: fwd/bwd {gflops(s['fwd_bwd_flops'])} GFLOP/s ({s['mfu']:.0%}), "
+        f"generation {gflops(s['generation_flops'])} ({s['generation_mfu']:.0%})"
+        for p, s in sides.items()
+    )
+    peaks = "; ".join(f"{PRECISIONS[p]} {gflops(s['peak_flops'])}" for p, s in sides.items())
+    splits = []
+    for p, s in sides.items():
+        split, total = s["split_median_s"], sum(s["split_median_s"].values())
+        parts = ", ".join(f"{k} {v:.2f} s ({v / total:.0%})" for k, v in split.items())
+        splits.append(f"{PRECISIONS[p]} step {s['step_s']:.2f} s: {parts}")
+    fp32 = sides["no"]["mfu"]
+    return {
+        "measure": "OPSA step: model FLOP/s (teacher fwd 2N, student fwd+bwd 6N per token) "
+        "as a share of the matmul peak measured in the same process, same precision",
+        "ours": ours,
+        "peer": f"matmul peak GFLOP/s: {peaks}",
+        "ratio": fp32,
+        "ratio_text": " / ".join(f"{s['mfu']:.0%}" for s in sides.values()) + " of peak (fwd/bwd)",
+        "target": "≥60% of peak (fwd/bwd)",
+        "met": bool(all(s["mfu"] >= TARGET for s in sides.values())),
+        "note": "median time split: " + "; ".join(splits),
+        "precisions": sides,
     }
 
 
@@ -145,11 +172,11 @@ class PhaseClock:
 
 
 def instrument(clock: PhaseClock) -> None:
-    """Wrap the training code's rollout, hidden-state forward and optimizer construction (in
+    """Wrap the training code's rollouts, hidden-state forward and optimizer construction (in
     this benchmark process only)."""
-    from opsa.training import loop, onpolicy
+    from opsa.training import loop, onpolicy, rollout
 
-    onpolicy.sample_completions = _counting_rollout(clock, onpolicy.sample_completions)
+    rollout.Rollouts.sample = _counting_rollout(clock, rollout.Rollouts.sample)
     onpolicy.loss_hidden = _counting_forward(clock, onpolicy.loss_hidden)
     build = loop.build_optimizer
 
@@ -168,13 +195,13 @@ def instrument(clock: PhaseClock) -> None:
     loop.build_optimizer = build_timed
 
 
-def _counting_rollout(clock: PhaseClock, fn: Any) -> Any:
-    timed = clock.timed(fn, "rollout")
+def _counting_rollout(clock: PhaseClock, sample: Any) -> Any:
+    timed = clock.timed(sample, "rollout")
 
-    def rollout(model: Any, tokenizer: Any, texts: list[str], params: Any) -> Any:
-        completions = timed(model, tokenizer, texts, params)
-        prompt_tokens = sum(len(tokenizer(t, add_special_tokens=False)["input_ids"]) for t in texts)
-        clock.add("rollout_tokens", prompt_tokens + sum(len(c) for c in completions))
+    def rollout(self: Any, student: Any, prompt_ids: list[list[int]], *args: Any) -> Any:
+        completions = timed(self, student, prompt_ids, *args)
+        tokens = sum(map(len, prompt_ids)) + sum(map(len, completions))
+        clock.add("rollout_tokens", tokens)
         return completions
 
     return rollout
@@ -193,20 +220,26 @@ def _counting_forward(clock: PhaseClock, fn: Any) -> Any:
 
 
 def mfu_side(
-    model_dir: str, pairs: list[list[str]], steps: int, max_new_tokens: int, matmul_sizes: list[int]
+    model_dir: str,
+    pairs: list[list[str]],
+    steps: int,
+    max_new_tokens: int,
+    mixed_precision: str,
+    matmul_sizes: list[int],
 ) -> dict[str, Any]:
     import torch
 
     from opsa.models.load import load_model
     from opsa.training.onpolicy import train_opsa
 
-    peak = {"float32": matmul_peak("float32", matmul_sizes)}
+    peak = matmul_peak(PRECISIONS[mixed_precision], matmul_sizes)
     clock = PhaseClock(profile_step=steps)
     instrument(clock)
     with tempfile.TemporaryDirectory(prefix="opsa-bench-mfu-") as tmp:
         folder = Path(tmp)
         harmful, benign, selected = write_opsa_inputs(pairs, folder)
         config = opsa_config(steps, max_new_tokens, torch.get_num_threads())
+        config = config.model_copy(update={"mixed_precision": mixed_precision})
         train_opsa(model_dir, harmful, benign, selected, config, folder / "out", folder / "work")
     parameters = sum(p.numel() for p in load_model(model_dir).parameters())
     return {
