@@ -13,10 +13,11 @@ import json
 import logging
 import sys
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
-from opsa.errors import InputError
+from opsa.errors import InputError, validated
 
 Handler = Callable[[argparse.Namespace], None]
 STEPS: dict[str, tuple[Handler, Callable[[argparse.ArgumentParser], None]]] = {}
@@ -61,9 +62,16 @@ def build_judge_from_args(a: argparse.Namespace) -> Any:
     return build_judge(a.judge, load_judge_spec(a.judge, a.spec), a.judge_model)
 
 
+def step_runtime(a: argparse.Namespace) -> AbstractContextManager:
+    """The runtime every model of the step runs on (`--runtime`, `--backend`)."""
+    from opsa.models.runtime import Runtime, RuntimeConfig, using
+
+    return using(Runtime(validated(RuntimeConfig, a.runtime, "runtime"), a.backend))
+
+
 def all_steps() -> dict[str, tuple[Handler, Callable[[argparse.ArgumentParser], None]]]:
     """Every step, by name (importing the modules that define them registers them)."""
-    from opsa.cli import contexts, pipeline, training  # noqa: F401
+    from opsa.cli import bench, contexts, pipeline, training  # noqa: F401
 
     return STEPS
 
@@ -71,6 +79,12 @@ def all_steps() -> dict[str, tuple[Handler, Callable[[argparse.ArgumentParser], 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="opsa", description=__doc__)
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    parser.add_argument(
+        "--runtime", type=json_arg, default={}, help="the config's `runtime:` block as JSON"
+    )
+    parser.add_argument(
+        "--backend", choices=["auto", "hf", "vllm"], default="auto", help="generation.backend"
+    )
     sub = parser.add_subparsers(dest="step", required=True)
     for name, (handler, setup) in all_steps().items():
         p = sub.add_parser(name, help=(handler.__doc__ or "").strip() or None)
@@ -85,7 +99,8 @@ def main(argv: list[str] | None = None) -> int:
 
         torch.set_num_threads(args.threads)
     try:
-        args.handler(args)
+        with step_runtime(args):
+            args.handler(args)
     except InputError as e:
         print(f"opsa {args.step}: error: {e}", file=sys.stderr)
         return 1

@@ -54,6 +54,22 @@ def _flip_baseline(a: argparse.Namespace) -> None:
     )
 
 
+def _flip_judge_baseline_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--baseline", type=Path, required=True)
+    p.add_argument("--sampling", type=json_arg, default={})
+    judge_args(p)
+
+
+@step("flip-judge-baseline", _flip_judge_baseline_args)
+def _flip_judge_baseline(a: argparse.Namespace) -> None:
+    """The no-context answers judged once, for every scoring shard and search round."""
+    from opsa.contexts.flip_rate import judge_baseline
+    from opsa.generation.engine import SamplingParams
+
+    sampling = validated(SamplingParams, a.sampling, "contexts.sampling")
+    judge_baseline(a.baseline, build_judge_from_args(a), sampling, a.out)
+
+
 def _flip_score_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model-dir", type=Path, required=True)
     p.add_argument("--candidates", type=Path, required=True)

@@ -19,8 +19,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from opsa.contexts.placement import PLACEMENTS, Context, Placement, render_prompt
 from opsa.errors import InputError, first_error
-from opsa.generation.engine import SamplingParams
-from opsa.generation.hf import HFGenerator
+from opsa.generation.backend import open_generator
+from opsa.generation.engine import Generator, SamplingParams
 from opsa.models.load import load_tokenizer
 from opsa.records import read_jsonl, read_yaml, require_columns, write_jsonl
 
@@ -130,7 +130,7 @@ def user_candidates(path: str | Path) -> list[Context]:
     return out
 
 
-def generated_candidates(spec: GeneratedCandidates, generator: HFGenerator) -> list[Context]:
+def generated_candidates(spec: GeneratedCandidates, generator: Generator) -> list[Context]:
     """`spec.n` instructions sampled from the meta-prompt, spread over `spec.placements`."""
     rendered = render_prompt(generator.tokenizer, spec.meta_prompt)
     params = SamplingParams(
@@ -188,7 +188,7 @@ def build_candidates(
     if config.user_file is not None:
         contexts += user_candidates(config.user_file)
     if config.generated is not None:
-        generator = HFGenerator.from_dir(config.generated.model_dir)
+        generator = open_generator(config.generated.model_dir, "writer", "candidate writer")
         contexts += generated_candidates(config.generated, generator)
     validate_pool(contexts, load_tokenizer(model_dir))
     write_jsonl(out_path, [c.to_row() for c in contexts])

@@ -1,8 +1,9 @@
 """Teacher flip rate (TFR): how often a context turns the frozen model's unsafe answer safe.
 
 The baseline (the same seeded harmful and benign prompts decoded without any context) is
-computed once; each shard of candidates then decodes the same prompts with its contexts, in one
-batched call, and both sides are judged. Per candidate:
+decoded once and judged once (`judge_baseline`); each shard of candidates then decodes the same
+prompts with its contexts, in one batched call, and judges only its own responses. Per
+candidate:
 
 - TFR over all harmful prompts: #(unsafe without and safe with) / N_harmful;
 - TFR over base-unsafe prompts: the same count / #(unsafe without);
@@ -29,8 +30,8 @@ import pandas as pd
 from opsa.contexts.candidates import AXES, read_candidates
 from opsa.contexts.placement import Context, render_prompt
 from opsa.errors import InputError
-from opsa.generation.engine import SamplingParams
-from opsa.generation.hf import HFGenerator
+from opsa.generation.backend import open_generator
+from opsa.generation.engine import Generator, SamplingParams
 from opsa.judges.base import Judge, JudgeItem, Verdict
 from opsa.records import atomic_path, read_jsonl, require_columns, write_jsonl
 
@@ -38,6 +39,7 @@ log = logging.getLogger(__name__)
 
 SETS = ("harmful", "benign")
 BASELINE_COLUMNS = ["set", "id", "prompt", "response", "token_ids", "sampling"]
+VERDICT_COLUMNS = ["judge", "base_refused", "base_unsafe"]
 
 
 @dataclass(frozen=True)
@@ -131,8 +133,7 @@ def baseline_generations(
         *_sample(harmful_path, "harmful", n_harmful, seed),
         *_sample(benign_path, "benign", n_benign, seed),
     ]
-    generator = HFGenerator.from_dir(model_dir)
-    generator.desc = "baseline without context"
+    generator = open_generator(model_dir, "teacher", "baseline without context")
     texts = [render_prompt(generator.tokenizer, row["prompt"]) for row in rows]
     completions = _timed_generate(generator, texts, sampling)
     settings = _decoding_settings(sampling)
@@ -149,6 +150,20 @@ def baseline_generations(
     write_jsonl(out_path, out)
 
 
+def judge_baseline(
+    baseline_path: str | Path, judge: Judge, sampling: SamplingParams, out_path: str | Path
+) -> None:
+    """Judge the no-context answers once for every shard and search round: the baseline rows
+    with the judge's name and its `base_refused` / `base_unsafe` verdicts."""
+    baseline = _read_baseline(baseline_path, sampling)
+    verdicts = _judge(judge, baseline, [row["response"] for row in baseline], "no context")
+    judged = [
+        {**row, "judge": judge.name, "base_refused": v.refused, "base_unsafe": v.unsafe}
+        for row, v in zip(baseline, verdicts, strict=True)
+    ]
+    write_jsonl(out_path, judged)
+
+
 def score_candidates(
     model_dir: str | Path,
     candidates_path: str | Path,
@@ -160,17 +175,18 @@ def score_candidates(
     n_bootstrap: int = 1000,
     bootstrap_seed: int = 0,
 ) -> pd.DataFrame:
-    """Score the candidates of shard i of k (0-based): one CSV row per candidate at
-    `out_path`, and every with-context response at `responses_path(out_path)`."""
+    """Score the candidates of shard i of k (0-based) against the judged baseline
+    (`judge_baseline`): one CSV row per candidate at `out_path`, and every with-context
+    response at `responses_path(out_path)`."""
     _require_one_sample(sampling)
     contexts = _shard(read_candidates(candidates_path), shard, candidates_path)
-    baseline = _read_baseline(baseline_path, sampling)
-    base_verdicts = _judge(judge, baseline, [row["response"] for row in baseline], "no context")
+    baseline = _read_baseline(baseline_path, sampling, VERDICT_COLUMNS)
+    base_verdicts = _baseline_verdicts(baseline, judge.name, baseline_path)
     rows: list[dict[str, Any]] = []
     responses: list[dict[str, Any]] = []
     if contexts:
-        generator = HFGenerator.from_dir(model_dir)
-        generator.desc = f"score contexts shard {shard[0]}/{shard[1]}"
+        desc = f"score contexts shard {shard[0]}/{shard[1]}"
+        generator = open_generator(model_dir, "teacher", desc)
         texts = [
             render_prompt(generator.tokenizer, r["prompt"], c) for c in contexts for r in baseline
         ]
@@ -311,9 +327,11 @@ def _sample(path: str | Path, label: str, n: int | None, seed: int) -> list[dict
     return [{"set": label, "id": row["id"], "prompt": row["prompt"]} for row in picked]
 
 
-def _read_baseline(path: str | Path, sampling: SamplingParams) -> list[dict[str, Any]]:
+def _read_baseline(
+    path: str | Path, sampling: SamplingParams, extra: list[str] | None = None
+) -> list[dict[str, Any]]:
     rows = read_jsonl(path)
-    require_columns(rows, BASELINE_COLUMNS, path)
+    require_columns(rows, BASELINE_COLUMNS + (extra or []), path)
     settings = _decoding_settings(sampling)
     for row in rows:
         if row["set"] not in SETS:
@@ -323,6 +341,19 @@ def _read_baseline(path: str | Path, sampling: SamplingParams) -> list[dict[str,
                 f"{path}: baseline decoded with {row['sampling']}, scoring asks for {settings}"
             )
     return rows
+
+
+def _baseline_verdicts(
+    baseline: list[dict[str, Any]], judge_name: str, path: str | Path
+) -> list[Verdict]:
+    """The stored no-context verdicts, which must come from the judge that scores the shard."""
+    for row in baseline:
+        if row["judge"] != judge_name:
+            raise InputError(
+                f"{path}: row '{row['id']}' was judged by '{row['judge']}', "
+                f"scoring uses '{judge_name}'"
+            )
+    return [Verdict(refused=r["base_refused"], unsafe=r["base_unsafe"]) for r in baseline]
 
 
 def _shard(contexts: list[Context], shard: tuple[int, int], path: str | Path) -> list[Context]:
@@ -342,7 +373,7 @@ def _require_one_sample(sampling: SamplingParams) -> None:
         raise InputError(f"flip rate: sampling.samples must be 1, got {sampling.samples}")
 
 
-def _timed_generate(generator: HFGenerator, texts: list[str], sampling: SamplingParams) -> list:
+def _timed_generate(generator: Generator, texts: list[str], sampling: SamplingParams) -> list:
     start = time.perf_counter()
     completions = generator.generate(texts, sampling)
     seconds = time.perf_counter() - start

@@ -7,8 +7,8 @@ import time
 from pathlib import Path
 
 from opsa.contexts.placement import render_prompt
+from opsa.generation.backend import open_generator
 from opsa.generation.engine import SamplingParams
-from opsa.generation.hf import HFGenerator
 from opsa.models.max_length import check_prompt_lengths
 from opsa.records import read_jsonl, require_columns, write_jsonl
 
@@ -24,8 +24,9 @@ def generate_responses(
 ) -> None:
     rows = read_jsonl(prompts_path)
     require_columns(rows, ["id", "prompt"], prompts_path)
-    generator = HFGenerator.from_dir(model_dir, trust_remote_code)
-    generator.desc = f"generate {Path(prompts_path).stem}"
+    generator = open_generator(
+        model_dir, "policy", f"generate {Path(prompts_path).stem}", trust_remote_code
+    )
     texts = [render_prompt(generator.tokenizer, row["prompt"]) for row in rows]
     check_prompt_lengths(
         model_dir,

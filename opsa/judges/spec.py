@@ -88,8 +88,8 @@ def build_judge(
 ) -> Judge:
     """The judge `spec` describes, named `name`.
 
-    Guard kinds load `model_dir` with the HF backend unless a `generator` is given (a backend
-    already holding the judge model).
+    Guard kinds open `model_dir` on the runtime's backend unless a `generator` is given (a
+    backend already holding the judge model).
     """
     if spec.kind not in KINDS:
         raise InputError(
@@ -104,9 +104,9 @@ def build_judge(
             f"judge '{name}': kind '{spec.kind}' needs a judge model ('model' and its directory)"
         )
     if generator is None:
-        from opsa.generation.hf import HFGenerator
+        from opsa.generation.backend import open_generator
 
-        generator = HFGenerator.from_dir(model_dir)
+        generator = open_generator(model_dir, "judge", f"judge {name}")
     template = PromptTemplate.load(
         spec.template or TEMPLATE[spec.kind],
         CHAT[spec.kind] if spec.chat_template is None else spec.chat_template,

@@ -1,4 +1,7 @@
-"""Load a prepared checkpoint directory (safetensors only, remote code only when asked)."""
+"""Load a prepared checkpoint directory (safetensors only, remote code only when asked).
+
+Stages never call `load_model` themselves: they ask the runtime (`opsa.models.runtime`), which
+decides device, dtype and attention and calls it."""
 
 from __future__ import annotations
 
@@ -20,12 +23,16 @@ def load_tokenizer(model_dir: str | Path, trust_remote_code: bool = False) -> An
 
 
 def load_model(
-    model_dir: str | Path, dtype: str = "float32", trust_remote_code: bool = False
+    model_dir: str | Path,
+    dtype: str | torch.dtype = "float32",
+    attention: str = "sdpa",
+    trust_remote_code: bool = False,
 ) -> torch.nn.Module:
     _check_dir(model_dir)
     return AutoModelForCausalLM.from_pretrained(
         model_dir,
-        dtype=getattr(torch, dtype),
+        dtype=getattr(torch, dtype) if isinstance(dtype, str) else dtype,
+        attn_implementation=attention,
         use_safetensors=True,
         trust_remote_code=trust_remote_code,
     ).eval()

@@ -67,6 +67,9 @@ class OPSAConfig(TrainConfig):
     top_p: float = Field(1.0, gt=0.0, le=1.0)
     max_new_tokens: int = Field(32, ge=1)
     generation_batch_size: int = Field(16, ge=1)
+    rollout_sync_every: int = Field(
+        1, ge=1, description="vLLM rollouts: push the student's weights every n optimizer steps"
+    )
     divergence: Literal["forward_kl", "reverse_kl", "mixed", "jsd"] = "mixed"
     mixed_forward_weight: float = Field(0.5, ge=0.0, le=1.0, description="w in w*fwd+(1-w)*rev")
     jsd_beta: float = Field(0.5, gt=0.0, lt=1.0)

@@ -28,7 +28,7 @@ from accelerate import Accelerator
 from accelerate.utils import DistributedType, set_seed
 from tqdm.auto import tqdm
 
-from opsa.models.load import load_model
+from opsa.models import runtime
 from opsa.records import atomic_path, write_json
 from opsa.training import checkpoint as ckpt
 from opsa.training.config import TrainConfig
@@ -103,7 +103,7 @@ def start_run(model_dir: str | Path, config: TrainConfig, num_items: int) -> Run
     if config.cpu_threads is not None:
         torch.set_num_threads(config.cpu_threads)
     set_seed(config.seed)
-    model = load_model(model_dir, "float32", config.trust_remote_code)
+    model = runtime.current().load_model(model_dir, "student", config.trust_remote_code, "float32")
     if config.gradient_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     model.train()

@@ -12,8 +12,8 @@ from pathlib import Path
 
 from opsa.contexts.placement import render_prompt
 from opsa.errors import InputError
+from opsa.generation.backend import open_generator
 from opsa.generation.engine import SamplingParams
-from opsa.generation.hf import HFGenerator
 from opsa.judges.base import Judge, JudgeItem
 from opsa.records import write_jsonl
 from opsa.training.data import load_labelled_prompts, load_selected_contexts
@@ -35,8 +35,7 @@ def build_offpolicy_pairs(
     items = load_labelled_prompts(harmful_path, benign_path)
     c_h, c_b = load_selected_contexts(selected_contexts_path)
     contexts = {"harmful": c_h, "benign": c_b}
-    generator = HFGenerator.from_dir(model_dir, trust_remote_code)
-    generator.desc = "off-policy teacher"
+    generator = open_generator(model_dir, "teacher", "off-policy teacher", trust_remote_code)
     texts = [render_prompt(generator.tokenizer, it.prompt, contexts[it.label]) for it in items]
     completions = generator.generate(texts, sampling)
     rows = []

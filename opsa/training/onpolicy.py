@@ -13,7 +13,8 @@ import torch
 from accelerate.utils import gather_object
 
 from opsa.generation.engine import SamplingParams
-from opsa.models.load import load_model, load_tokenizer
+from opsa.models import runtime
+from opsa.models.load import load_tokenizer
 from opsa.training.chunked import chunked_terms, loss_hidden
 from opsa.training.config import OPSAConfig
 from opsa.training.data import load_labelled_prompts, load_selected_contexts
@@ -28,7 +29,7 @@ from opsa.training.loop import (
     start_run,
     train,
 )
-from opsa.training.rollout import EncodedPrompt, encode_prompts, sample_completions
+from opsa.training.rollout import EncodedPrompt, Rollouts, encode_prompts
 from opsa.training.sequences import PackedBatch, pack
 from opsa.training.token_loss import DistillSpec, distill_terms
 
@@ -57,7 +58,10 @@ def train_opsa(
     teacher = load_teacher(model_dir, config, run.accelerator.device)
     if config.teacher == "ema":
         run.modules["ema_teacher"] = teacher
-    task = OPSATask(run, tokenizer, teacher, prompts)
+    rollouts = Rollouts.start(
+        model_dir, tokenizer, config.rollout_sync_every, config.trust_remote_code
+    )
+    task = OPSATask(run, tokenizer, teacher, prompts, rollouts)
     inputs = {"harmful": harmful_path, "benign": benign_path, "contexts": selected_contexts_path}
     train(run, task, tokenizer, work_dir, out_dir, run_identity("opsa", config, model_dir, inputs))
 
@@ -66,20 +70,26 @@ def load_teacher(model_dir: str | Path, config: OPSAConfig, device: Any) -> torc
     """The initial model, loaded again from its directory (never a deep copy of the student):
     fp32 when it is an EMA of the student, else stored as `teacher_dtype`."""
     dtype = "float32" if config.teacher == "ema" else config.teacher_dtype
-    teacher = load_model(model_dir, dtype, config.trust_remote_code).to(device)
+    teacher = runtime.current().load_model(model_dir, "teacher", config.trust_remote_code, dtype)
     teacher.requires_grad_(False)
     return teacher.eval()
 
 
 class OPSATask:
     def __init__(
-        self, run: Run, tokenizer: Any, teacher: torch.nn.Module, prompts: list[EncodedPrompt]
+        self,
+        run: Run,
+        tokenizer: Any,
+        teacher: torch.nn.Module,
+        prompts: list[EncodedPrompt],
+        rollouts: Rollouts,
     ) -> None:
         self.run = run
         self.config: OPSAConfig = run.config  # type: ignore[assignment]
         self.tokenizer = tokenizer
         self.teacher = teacher
         self.prompts = prompts
+        self.rollouts = rollouts
         self.spec = DistillSpec.from_config(self.config)
         self.diagnostics = TokenDiagnostics(self.config.diagnostics_top_tokens)
 
@@ -97,9 +107,9 @@ class OPSATask:
         acc, cfg = self.run.accelerator, self.config
         prompts = [self.prompts[i] for mb in micro_batches for i in mb]
         student = acc.unwrap_model(self.run.model)
-        texts = [p.student_text for p in prompts]
+        ids = [p.student_ids for p in prompts]
         completions = (
-            sample_completions(student, self.tokenizer, texts, self.sampling(step)) if texts else []
+            self.rollouts.sample(student, ids, self.sampling(step), step) if prompts else []
         )
         local = sum(max(0, len(c) - cfg.skip_first_tokens) for c in completions)
         scale = acc.num_processes / max(1, global_count(acc, local))
@@ -117,7 +127,8 @@ class OPSATask:
         everyone = gather_object([mine]) if acc.num_processes > 1 else [mine]
         for o, y, v in everyone:
             self.diagnostics.add(o.long(), y.long(), v)
-        return StepStats(loss_sum, local, step_sums(mine[0], mine[2]))
+        extra = step_sums(mine[0], mine[2]) | {"rollout_staleness": (self.rollouts.staleness, 1.0)}
+        return StepStats(loss_sum, local, extra)
 
     def micro_step(
         self, prompts: list[EncodedPrompt], completions: list[list[int]], scale: float, step: int

@@ -19,7 +19,7 @@ from opsa.contexts.candidates import (
 )
 from opsa.contexts.placement import PLACEMENTS, Context
 from opsa.errors import InputError
-from opsa.generation.hf import HFGenerator
+from opsa.generation.backend import open_generator
 from opsa.models.load import load_tokenizer
 
 NO_SYSTEM_RAISES = (
@@ -141,7 +141,7 @@ def test_template_without_system_role_fails_naming_the_candidate(embedded_model_
 
 def test_generated_candidates_come_from_the_model(embedded_model_dir):
     spec = GeneratedCandidates(model_dir=str(embedded_model_dir), n=2, max_new_tokens=12)
-    generator = HFGenerator.from_dir(embedded_model_dir)
+    generator = open_generator(embedded_model_dir, "writer")
     pool = generated_candidates(spec, generator)
     assert [c.id for c in pool] == ["generated-0@system", "generated-1@user_prefix"]
     assert all(c.text and c.axes["source"] == "generated" for c in pool)

@@ -11,6 +11,7 @@ import pytest
 from opsa.contexts.flip_rate import (
     baseline_generations,
     benign_scores,
+    judge_baseline,
     merge_shards,
     rate,
     resample_indices,
@@ -41,6 +42,18 @@ class NoVerdictJudge:
 
     def judge(self, items: list[JudgeItem]) -> list[Verdict]:
         return [Verdict(refused=False, unsafe=None) for _ in items]
+
+
+class CountingJudge(RefusalPatternJudge):
+    """The refusal-pattern judge, recording every response it is asked to judge."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: list[str] = []
+
+    def judge(self, items: list[JudgeItem]) -> list[Verdict]:
+        self.seen += [item.response for item in items]
+        return super().judge(items)
 
 
 def write_rows(path, rows):
@@ -126,12 +139,22 @@ def scored(tmp_path_factory, embedded_model_dir):
             {"id": "refuse@system", "text": REFUSE, "placement": "system"},
         ],
     )
-    baseline = tmp / "baseline.jsonl"
-    baseline_generations(embedded_model_dir, harmful, benign, 3, 5, 0, SAMPLING, baseline)
+    raw = tmp / "baseline.jsonl"
+    baseline_generations(embedded_model_dir, harmful, benign, 3, 5, 0, SAMPLING, raw)
+    baseline = tmp / "baseline.judged.jsonl"
+    judge_baseline(raw, RefusalPatternJudge(), SAMPLING, baseline)
     out = tmp / "shard.csv"
     judge = RefusalPatternJudge()
     table = score_candidates(embedded_model_dir, candidates, baseline, judge, SAMPLING, out)
-    return {"table": table, "out": out, "baseline": baseline, "candidates": candidates}
+    return {
+        "table": table,
+        "out": out,
+        "raw": raw,
+        "baseline": baseline,
+        "candidates": candidates,
+        "harmful": harmful,
+        "benign": benign,
+    }
 
 
 def test_real_run_flips_with_a_user_prefix(scored):
@@ -156,12 +179,35 @@ def test_scoring_rejects_bad_shards_and_missing_verdicts(scored, tmp_path, embed
     judge = RefusalPatternJudge()
     with pytest.raises(InputError, match="bad shard 2 of 2"):
         score_candidates("unused", *args, judge, SAMPLING, tmp_path / "x.csv", shard=(2, 2))
-    with pytest.raises(InputError, match=r"judge 'undecided'.*'unsafe'.*'harmful:harmful-\d'"):
+    with pytest.raises(InputError, match=r"judged by 'refusal_pattern', scoring uses 'undecided'"):
         score_candidates("unused", *args, NoVerdictJudge(), SAMPLING, tmp_path / "x.csv")
+    with pytest.raises(InputError, match=r"judge 'undecided'.*'unsafe'.*'harmful:harmful-\d'"):
+        judge_baseline(scored["raw"], NoVerdictJudge(), SAMPLING, tmp_path / "j.jsonl")
+    unjudged = (scored["candidates"], scored["raw"], judge, SAMPLING, tmp_path / "x.csv")
+    with pytest.raises(InputError, match="missing column 'judge'"):
+        score_candidates("unused", *unjudged)
     longer = SamplingParams(max_new_tokens=64)
     with pytest.raises(InputError, match="baseline decoded with"):
         score_candidates("unused", *args, judge, longer, tmp_path / "x.csv")
-    assert not (tmp_path / "x.csv").exists()
+    assert not (tmp_path / "x.csv").exists() and not (tmp_path / "j.jsonl").exists()
+
+
+def test_shards_never_judge_the_baseline_again(scored, tmp_path, embedded_model_dir):
+    """Two shards judge their own with-context responses only: the no-context answers were
+    judged once, by `judge_baseline`, whatever the number of shards."""
+    judge = CountingJudge()
+    for i in range(2):
+        out = tmp_path / f"shard{i}.csv"
+        args = (scored["candidates"], scored["baseline"], judge, SAMPLING, out)
+        score_candidates(embedded_model_dir, *args, shard=(i, 2))
+    baseline = [json.loads(line) for line in scored["baseline"].read_text().splitlines()]
+    with_context = [
+        json.loads(line)["response"]
+        for i in range(2)
+        for line in responses_path(tmp_path / f"shard{i}.csv").read_text().splitlines()
+    ]
+    assert len(judge.seen) == 2 * len(baseline)  # 2 candidates x 4 prompts, nothing more
+    assert sorted(judge.seen) == sorted(with_context)
 
 
 def test_merge_shards_sorts_and_rejects_duplicates(scored, tmp_path):

@@ -7,7 +7,7 @@ import json
 import pandas as pd
 
 from opsa.contexts.candidates import read_candidates
-from opsa.contexts.flip_rate import baseline_generations, score_candidates
+from opsa.contexts.flip_rate import baseline_generations, judge_baseline, score_candidates
 from opsa.contexts.placement import PLACEMENTS, Context
 from opsa.contexts.search import STRENGTHEN, SearchConfig, children, search_contexts
 from opsa.contexts.select import SelectionConfig
@@ -47,13 +47,15 @@ def test_one_search_round_scores_new_children(tmp_path, embedded_model_dir):
     baseline = tmp_path / "baseline.jsonl"
     baseline_generations(embedded_model_dir, prompts, benign, 1, 1, 0, sampling, baseline)
     judge = RefusalPatternJudge()
+    judged = tmp_path / "baseline.judged.jsonl"
+    judge_baseline(baseline, judge, sampling, judged)
     scores = tmp_path / "scores.csv"
-    score_candidates(embedded_model_dir, candidates, baseline, judge, sampling, scores)
+    score_candidates(embedded_model_dir, candidates, judged, judge, sampling, scores)
     table = search_contexts(
         embedded_model_dir,
         candidates,
         scores,
-        baseline,
+        judged,
         judge,
         sampling,
         SearchConfig(rounds=1, top_k=1),

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from opsa.errors import InputError
-from opsa.generation.hf import HFGenerator
+from opsa.generation.backend import open_generator
 from opsa.judges.base import JudgeItem
 from opsa.judges.guard import LogprobGuardJudge, parse_harmbench
 from opsa.judges.spec import JudgeSpec, build_judge
@@ -23,7 +23,7 @@ ITEMS = [
 
 @pytest.fixture(scope="module")
 def generator(embedded_model_dir):
-    return HFGenerator.from_dir(embedded_model_dir)
+    return open_generator(embedded_model_dir, "judge")
 
 
 def test_llama_guard_scores_are_the_renormalised_logprobs(generator):
@@ -39,10 +39,8 @@ def test_llama_guard_scores_are_the_renormalised_logprobs(generator):
 
 def test_llama_guard_batches_as_configured_and_matches_a_plain_forward(generator, monkeypatch):
     batches: list[int] = []
-    encode = generator._encode
-    monkeypatch.setattr(
-        generator, "_encode", lambda texts: batches.append(len(texts)) or encode(texts)
-    )
+    pad = generator._pad
+    monkeypatch.setattr(generator, "_pad", lambda ids: batches.append(len(ids)) or pad(ids))
     spec = JudgeSpec(kind="llama_guard", model="m", batch_size=1)
     verdicts = build_judge("lg", spec, generator=generator).judge(ITEMS)
     assert batches == [1, 1]

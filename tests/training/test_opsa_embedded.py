@@ -53,7 +53,7 @@ def test_empty_context_teacher_equals_student_on_a_real_rollout(embedded, embedd
     empty = {"harmful": None, "benign": Context("empty", "", "system")}
     prompts = encode_prompts(tok, items, empty, 512)
     params = SamplingParams(temperature=0.0, max_new_tokens=16)
-    completions = sample_completions(student, tok, [p.student_text for p in prompts], params)
+    completions = sample_completions(student, tok, [p.student_ids for p in prompts], params)
     s_logp, greedy = token_logp(
         student, [p.student_ids for p in prompts], completions, tok.pad_token_id
     )

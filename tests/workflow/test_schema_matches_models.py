@@ -17,6 +17,7 @@ from opsa.data.sources import SourceSpec
 from opsa.generation.engine import SamplingParams
 from opsa.judges.spec import JudgeSpec
 from opsa.models.reference import ModelSpec
+from opsa.models.runtime import RuntimeConfig, VLLMSettings
 from opsa.training.config import OPSAConfig, SFTConfig, TrainConfig
 
 SCHEMA = yaml.safe_load(
@@ -45,6 +46,8 @@ def fields(model: type[BaseModel], minus: type[BaseModel] | None = None) -> set[
         (CONTEXTS["selection"], SelectionConfig, None),
         (CONTEXTS["search"], SearchConfig, None),
         (CONTEXTS["candidates"], CandidatesConfig, None),
+        (PROPS["runtime"], RuntimeConfig, None),
+        (PROPS["runtime"]["properties"]["vllm"], VLLMSettings, None),
     ],
 )
 def test_schema_keys_are_the_model_fields(

@@ -40,6 +40,13 @@ def judge_model_dirs(judge):
     return [model_dir(model)] if model else []
 
 
+def runtime_args():
+    """How every model of a step runs (`runtime:`, `generation.backend`): global opsa options."""
+    runtime = as_json(config.get("runtime", {}))
+    backend = config["generation"].get("backend", "auto")
+    return f"--runtime {shlex.quote(runtime)} --backend {backend}"
+
+
 def sampling_for(dataset):
     role = config["datasets"][dataset]["role"]
     key = "reasoning" if role == "eval_reasoning" else "safety"

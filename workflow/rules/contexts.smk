@@ -12,9 +12,10 @@ rule context_candidates:
         mem_mb=4000,
         runtime=30,
     params:
+        run_on=runtime_args(),
         spec=as_json(config["contexts"]["candidates"]),
     shell:
-        "python -m opsa --threads {threads} context-candidates --spec {params.spec:q} "
+        "python -m opsa --threads {threads} {params.run_on} context-candidates --spec {params.spec:q} "
         "--model-dir {input.model} --out {output} > {log} 2>&1"
 
 
@@ -37,15 +38,42 @@ rule flip_rate_baseline:
         runtime=120,
         gpu=1,
     params:
+        run_on=runtime_args(),
         n_harmful=config["contexts"]["n_harmful"],
         n_benign=config["contexts"]["n_benign"],
         seed=config["seed"],
         sampling=as_json(config["contexts"]["sampling"]),
     shell:
-        "python -m opsa --threads {threads} flip-baseline --model-dir {input.model} "
+        "python -m opsa --threads {threads} {params.run_on} flip-baseline --model-dir {input.model} "
         "--harmful {input.harmful} --benign {input.benign} --n-harmful {params.n_harmful:q} "
         "--n-benign {params.n_benign:q} --seed {params.seed:q} --sampling {params.sampling:q} "
         "--out {output} > {log} 2>&1"
+
+
+rule judge_flip_rate_baseline:
+    input:
+        unpack(flip_rate_inputs),
+        baseline="results/contexts/{model}/baseline.jsonl",
+    output:
+        "results/contexts/{model}/baseline.judged.jsonl",
+    log:
+        "logs/judge_flip_rate_baseline/{model}.log",
+    conda:
+        "../../envs/opsa.yaml"
+    threads: 2
+    resources:
+        mem_mb=8000,
+        runtime=60,
+        gpu=1,
+    params:
+        judge=config["contexts"]["judge"],
+        spec=as_json(config["judges"][config["contexts"]["judge"]]),
+        judge_model=lambda wc, input: input.get("judge_model", "none"),
+        sampling=as_json(config["contexts"]["sampling"]),
+    shell:
+        "python -m opsa --threads {threads} flip-judge-baseline --baseline {input.baseline} "
+        "--sampling {params.sampling:q} --judge {params.judge} --spec {params.spec:q} "
+        "--judge-model {params.judge_model} --out {output} > {log} 2>&1"
 
 
 rule score_flip_rate:
@@ -53,7 +81,7 @@ rule score_flip_rate:
         unpack(flip_rate_inputs),
         model="results/models/{model}/base",
         candidates="results/contexts/{model}/candidates.jsonl",
-        baseline="results/contexts/{model}/baseline.jsonl",
+        baseline="results/contexts/{model}/baseline.judged.jsonl",
     output:
         scores="results/contexts/{model}/scores/shard{shard}.csv",
         responses="results/contexts/{model}/scores/shard{shard}.responses.jsonl",
@@ -69,6 +97,7 @@ rule score_flip_rate:
         runtime=240,
         gpu=1,
     params:
+        run_on=runtime_args(),
         shards=config["contexts"]["shards"],
         judge=config["contexts"]["judge"],
         spec=as_json(config["judges"][config["contexts"]["judge"]]),
@@ -76,7 +105,7 @@ rule score_flip_rate:
         sampling=as_json(config["contexts"]["sampling"]),
         seed=config["seed"],
     shell:
-        "python -m opsa --threads {threads} flip-score --model-dir {input.model} "
+        "python -m opsa --threads {threads} {params.run_on} flip-score --model-dir {input.model} "
         "--candidates {input.candidates} --baseline {input.baseline} "
         "--shard {wildcards.shard} --shards {params.shards:q} --sampling {params.sampling:q} "
         "--seed {params.seed:q} --judge {params.judge:q} --spec {params.spec:q} "
@@ -103,7 +132,7 @@ rule search_contexts:
         unpack(flip_rate_inputs),
         model="results/models/{model}/base",
         candidates="results/contexts/{model}/candidates.jsonl",
-        baseline="results/contexts/{model}/baseline.jsonl",
+        baseline="results/contexts/{model}/baseline.judged.jsonl",
         scores="results/contexts/{model}/flip_rates.csv",
     output:
         candidates="results/contexts/{model}/search/candidates.jsonl",
@@ -120,6 +149,7 @@ rule search_contexts:
         runtime=480,
         gpu=1,
     params:
+        run_on=runtime_args(),
         search=as_json(config["contexts"]["search"]),
         selection=as_json(config["contexts"]["selection"]),
         judge=config["contexts"]["judge"],
@@ -127,7 +157,7 @@ rule search_contexts:
         judge_model=lambda wc, input: input.get("judge_model", "none"),
         sampling=as_json(config["contexts"]["sampling"]),
     shell:
-        "python -m opsa --threads {threads} context-search --model-dir {input.model} "
+        "python -m opsa --threads {threads} {params.run_on} context-search --model-dir {input.model} "
         "--candidates {input.candidates} --scores {input.scores} --baseline {input.baseline} "
         "--search {params.search:q} --selection {params.selection:q} "
         "--sampling {params.sampling:q} --judge {params.judge:q} --spec {params.spec:q} "

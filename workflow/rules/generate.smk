@@ -16,9 +16,10 @@ rule generate:
         runtime=120,
         gpu=1,
     params:
+        run_on=runtime_args(),
         sampling=lambda wc: sampling_for(wc.dataset),
         trust=lambda wc: config["models"][wc.model]["trust_remote_code"],
     shell:
-        "python -m opsa --threads {threads} generate --model {input.model} --prompts {input.prompts} "
+        "python -m opsa --threads {threads} {params.run_on} generate --model {input.model} --prompts {input.prompts} "
         "--sampling {params.sampling:q} --trust-remote-code {params.trust:q} "
         "--out {output} > {log} 2>&1"

@@ -15,10 +15,11 @@ rule judge:
         mem_mb=8000,
         runtime=60,
     params:
+        run_on=runtime_args(),
         spec=lambda wc: as_json(config["judges"][wc.judge]),
         judge_model=lambda wc, input: input.judge_model or "none",
     shell:
-        "python -m opsa --threads {threads} judge --generations {input.generations} --judge {wildcards.judge} "
+        "python -m opsa --threads {threads} {params.run_on} judge --generations {input.generations} --judge {wildcards.judge} "
         "--spec {params.spec:q} --judge-model {params.judge_model:q} --out {output} > {log} 2>&1"
 
 
@@ -43,10 +44,11 @@ rule validate_judge:
         mem_mb=8000,
         runtime=60,
     params:
+        run_on=runtime_args(),
         spec=lambda wc: as_json(config["judges"][wc.judge]),
         judge_model=lambda wc, input: input.judge_model or "none",
         reference=reference_prefixes_arg(),
     shell:
-        "python -m opsa --threads {threads} validate-judge --labelled {input.labelled:q} --judge {wildcards.judge} "
+        "python -m opsa --threads {threads} {params.run_on} validate-judge --labelled {input.labelled:q} --judge {wildcards.judge} "
         "{params.reference} "
         "--spec {params.spec:q} --judge-model {params.judge_model:q} --out {output} > {log} 2>&1"

@@ -19,12 +19,13 @@ rule offpolicy_pairs:
         runtime=240,
         gpu=1,
     params:
+        run_on=runtime_args(),
         sampling=as_json(config["training"]["offpolicy"]["sampling"]),
         judge=config["training"]["offpolicy"]["judge"],
         spec=as_json(config["judges"][config["training"]["offpolicy"]["judge"]]),
         judge_model=lambda wc, input: input.get("judge_model", "none"),
     shell:
-        "python -m opsa --threads {threads} offpolicy-pairs --model-dir {input.model} "
+        "python -m opsa --threads {threads} {params.run_on} offpolicy-pairs --model-dir {input.model} "
         "--harmful {input.harmful} --benign {input.benign} --contexts {input.contexts:q} "
         "--sampling {params.sampling:q} --judge {params.judge:q} --spec {params.spec:q} "
         "--judge-model {params.judge_model:q} --out {output} > {log} 2>&1"
@@ -67,11 +68,12 @@ rule train_opsa:
         runtime=720,
         gpu=1,
     params:
+        run_on=runtime_args(),
         settings=as_json(training_settings("opsa")),
         work_dir="results/checkpoints/{model}/opsa",
         processes=train_processes,
     shell:
-        "python -m opsa --threads {threads} train opsa --config {params.settings:q} "
+        "python -m opsa --threads {threads} {params.run_on} train opsa --config {params.settings:q} "
         "--processes {params.processes} "
         "--model-dir {input.model} --harmful {input.harmful} --benign {input.benign} "
         "--contexts {input.contexts:q} --out-dir {output} --work-dir {params.work_dir:q} "
@@ -98,11 +100,12 @@ rule train_sft:
         runtime=720,
         gpu=1,
     params:
+        run_on=runtime_args(),
         settings=as_json(training_settings("sft")),
         work_dir="results/checkpoints/{model}/{method}",
         processes=train_processes,
     shell:
-        "python -m opsa --threads {threads} train sft --config {params.settings:q} "
+        "python -m opsa --threads {threads} {params.run_on} train sft --config {params.settings:q} "
         "--processes {params.processes} "
         "--model-dir {input.model} --pairs {input.pairs} --out-dir {output} "
         "--work-dir {params.work_dir:q} > {log} 2>&1"

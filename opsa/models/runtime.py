@@ -1,0 +1,185 @@
+"""The one owner of how a model runs: device, dtype, attention implementation and generation
+backend, for every model a stage loads (policy, student, frozen teacher, guard judge, candidate
+writer, rollout engine).
+
+Decisions, from the config's `runtime:` block and `generation.backend`, and the machine:
+
+| setting   | auto on a CUDA machine                               | auto on a CPU       |
+|-----------|------------------------------------------------------|---------------------|
+| device    | cuda (cuda:LOCAL_RANK under a multi-process launch)  | cpu                 |
+| dtype     | bfloat16 (float16 where the GPU has no bf16)         | float32             |
+| attention | flash_attention_2 if `flash_attn` imports, else sdpa | sdpa                |
+| backend   | vllm if it imports (else hf, with a warning)         | measured: see README |
+
+An explicit value is obeyed, or fails with one line (cuda asked on a machine without it, vllm
+asked where it is not installed): on a GPU machine nothing falls back to the CPU silently.
+Training asks for its own storage dtype (fp32 master weights) and computes in the runtime's
+dtype (`Placement.compute_dtype`, for autocast).
+
+The CLI makes the runtime of a step current (`using`); stages ask `current()`. Tests swap in a
+recording or overriding runtime the same way.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import torch
+from pydantic import BaseModel, ConfigDict, Field
+
+from opsa.errors import InputError
+from opsa.models.load import load_model
+
+log = logging.getLogger(__name__)
+
+Role = Literal["policy", "student", "teacher", "judge", "writer", "rollout"]
+Backend = Literal["hf", "vllm"]
+DTYPES = ("float32", "bfloat16", "float16")
+
+
+class VLLMSettings(BaseModel):
+    """What a vLLM engine needs beyond the model's placement."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_model_len: int | None = Field(
+        None, ge=16, description="prompt + completion tokens per sequence (None: the model's)"
+    )
+    gpu_memory_utilization: float = Field(
+        0.5, gt=0.0, le=1.0, description="GPU share for weights + KV cache (colocated: keep low)"
+    )
+    cpu_kv_cache_gib: int = Field(2, ge=1, description="KV cache on a CPU (VLLM_CPU_KVCACHE_SPACE)")
+    max_num_seqs: int = Field(64, ge=1, description="sequences decoded together")
+
+
+class RuntimeConfig(BaseModel):
+    """The config's `runtime:` block."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    device: Literal["auto", "cuda", "cpu"] = "auto"
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
+    attention: Literal["auto", "eager", "sdpa", "flash_attention_2"] = "auto"
+    vllm: VLLMSettings = VLLMSettings()
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where and how one model runs. `dtype` stores the weights; `compute_dtype` is what the
+    forward pass runs in (they differ only for training's fp32 master weights)."""
+
+    role: Role
+    device: torch.device
+    dtype: torch.dtype
+    compute_dtype: torch.dtype
+    attention: str
+
+
+class Runtime:
+    def __init__(
+        self, config: RuntimeConfig | None = None, backend: Literal["auto", "hf", "vllm"] = "auto"
+    ) -> None:
+        self.config = config or RuntimeConfig()
+        self.requested_backend = backend
+
+    def device(self) -> torch.device:
+        cuda = torch.cuda.is_available()
+        if self.config.device == "cuda" and not cuda:
+            raise InputError("runtime.device: 'cuda' asked, but torch sees no CUDA device")
+        if self.config.device == "cpu" or not cuda:
+            return torch.device("cpu")
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+
+    def compute_dtype(self) -> torch.dtype:
+        if self.config.dtype != "auto":
+            return getattr(torch, self.config.dtype)
+        if self.device().type != "cuda":
+            return torch.float32
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+
+    def attention(self) -> str:
+        if self.config.attention != "auto":
+            return self.config.attention
+        half = self.compute_dtype() in (torch.bfloat16, torch.float16)
+        if self.device().type == "cuda" and half and _importable("flash_attn"):
+            return "flash_attention_2"
+        return "sdpa"
+
+    def placement(self, role: Role, dtype: str | None = None) -> Placement:
+        """The decision for one model; `dtype` overrides the storage dtype (training's fp32
+        master weights), the forward pass still computes in the runtime's dtype."""
+        if dtype is not None and dtype not in DTYPES:
+            raise InputError(f"{role} dtype '{dtype}': expected one of {', '.join(DTYPES)}")
+        compute = self.compute_dtype()
+        storage = compute if dtype is None else getattr(torch, dtype)
+        return Placement(role, self.device(), storage, compute, self.attention())
+
+    def backend(self, role: Role) -> Backend:
+        """The generation backend for a model in `role`."""
+        wanted, has_vllm = self.requested_backend, _importable("vllm")
+        if wanted == "vllm" and not has_vllm:
+            raise InputError(
+                "generation.backend: 'vllm' asked, but vllm is not installed "
+                "(pip install -e '.[vllm]' on a CPU, or vllm on a GPU)"
+            )
+        if role == "rollout" and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+            if wanted == "vllm":
+                raise InputError(
+                    "generation.backend: 'vllm' rollouts run beside a single training process "
+                    "only (not yet under a multi-process launch); use 'hf' or 'auto'"
+                )
+            return "hf"
+        if wanted != "auto":
+            return wanted
+        if self.device().type != "cuda":
+            return "hf"
+        if not has_vllm:
+            log.warning("%s: vllm is not installed; generating with the HF backend", role)
+            return "hf"
+        return "vllm"
+
+    def load_model(
+        self,
+        model_dir: str | Path,
+        role: Role,
+        trust_remote_code: bool = False,
+        dtype: str | None = None,
+    ) -> torch.nn.Module:
+        """The HF model in `model_dir`, on this runtime's device, dtype and attention."""
+        p = self.placement(role, dtype)
+        model = load_model(model_dir, p.dtype, p.attention, trust_remote_code).to(p.device)
+        log.info(
+            "%s %s on %s (%s, compute %s, attention %s)",
+            role, model_dir, p.device, p.dtype, p.compute_dtype, p.attention,
+        )  # fmt: skip
+        return model
+
+
+def _importable(name: str) -> bool:
+    return importlib.util.find_spec(name) is not None
+
+
+_current = Runtime()
+
+
+def current() -> Runtime:
+    """The runtime of the running step (auto settings unless the CLI or a test set one)."""
+    return _current
+
+
+@contextmanager
+def using(runtime: Runtime) -> Iterator[Runtime]:
+    """Make `runtime` current inside the block."""
+    global _current
+    before, _current = _current, runtime
+    try:
+        yield runtime
+    finally:
+        _current = before
