@@ -4,7 +4,8 @@
 
 One backend per process (an in-process vLLM engine changes torch's process state). Prompts are
 the project's builtin benign and over-refusal sets, rendered with the model's chat template.
-Prints one JSON line per setting: load seconds, then sequences, new tokens, seconds, tokens/s.
+Prints the seconds to load and for a first 2-prompt call (warm-up, paid once per step), then
+one JSON line per setting: sequences, new tokens, seconds, tokens/s.
 """
 
 from __future__ import annotations
@@ -49,9 +50,13 @@ def main() -> None:
     with using(Runtime(config, a.backend)):
         start = time.perf_counter()
         generator = open_generator(a.model_dir, "policy", "bench")
-        print(json.dumps({"backend": a.backend, "load_s": round(time.perf_counter() - start, 1)}))
+        load = time.perf_counter() - start
         texts = [render_prompt(generator.tokenizer, p) for p in prompts(32)]
-        generator.generate(texts[:2], SamplingParams(max_new_tokens=4))  # warm-up
+        start = time.perf_counter()
+        generator.generate(texts[:2], SamplingParams(max_new_tokens=4))  # first call
+        first = time.perf_counter() - start
+        row = {"backend": a.backend, "load_s": round(load, 1), "first_call_s": round(first, 1)}
+        print(json.dumps(row), flush=True)
         for name, n, params in SETTINGS:
             start = time.perf_counter()
             out = generator.generate(texts[:n], params)

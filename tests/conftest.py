@@ -26,6 +26,17 @@ def embedded_model_dir() -> Path:
     return MODEL_CACHE
 
 
+@pytest.fixture(autouse=True)
+def hf_runtime():
+    """Tests that call a stage's function directly run it on the HF backend (on-the-fly tiny
+    models there are too small for vLLM's CPU kernels); tests/generation runs the vLLM backend,
+    and the command-line and workflow tests the runtime the command line asks for."""
+    from opsa.models.runtime import Runtime, using
+
+    with using(Runtime(backend="hf")):
+        yield
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     """Real benchmark files in ../shared/data; tests that need them skip when absent."""

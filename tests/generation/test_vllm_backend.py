@@ -118,6 +118,21 @@ def engine_logprobs(engine: VLLMGenerator, sequence: list[int]) -> torch.Tensor:
     return torch.tensor([row[t].logprob for row, t in zip(rows, sequence[1:], strict=True)])
 
 
+def decoded_logprobs(engine: VLLMGenerator, prompt: list[int]) -> tuple[list[int], torch.Tensor]:
+    """4 greedy tokens and the engine's log-probabilities of them: a decode request, which
+    reads the prefix cache (prompt-logprob requests do not)."""
+    from vllm import SamplingParams as VSamplingParams
+    from vllm.inputs import TokensPrompt
+
+    params = VSamplingParams(
+        temperature=0.0, max_tokens=4, logprobs=0, ignore_eos=True, detokenize=False
+    )
+    out = engine.llm.generate([TokensPrompt(prompt_token_ids=prompt)], params, use_tqdm=False)
+    ids = list(out[0].outputs[0].token_ids)
+    rows = out[0].outputs[0].logprobs
+    return ids, torch.tensor([row[t].logprob for row, t in zip(rows, ids, strict=True)])
+
+
 def model_logprobs(model: torch.nn.Module, sequence: list[int]) -> torch.Tensor:
     with torch.no_grad():
         logits = model(torch.tensor([sequence])).logits[0, :-1].float()
@@ -143,6 +158,9 @@ def test_pushed_weights_are_the_students_and_the_prefix_cache_is_dropped(
     assert (rollouts.synced_step, rollouts.staleness) == (0, 0)
     assert first == sample_completions(student, tokenizer, prompt_ids[:1], greedy)
     assert (engine_logprobs(rollout_engine, sequence) - base).abs().max().item() < 1e-3
+    long = [t for ids in prompt_ids for t in ids]  # several KV blocks, cached from here on
+    ids, cached = decoded_logprobs(rollout_engine, long)
+    assert (cached - model_logprobs(student, long + ids)[-4:]).abs().max().item() < 1e-3
 
     student.train()  # one real optimizer step on the sequence's next-token loss
     optimizer = torch.optim.AdamW(student.parameters(), lr=1e-3)
@@ -151,6 +169,7 @@ def test_pushed_weights_are_the_students_and_the_prefix_cache_is_dropped(
     student.eval()
     trained = model_logprobs(student, sequence)
     assert (trained - base).abs().mean().item() > 0.05
+    assert (model_logprobs(student, long + ids)[-4:] - cached).abs().mean().item() > 1e-2
 
     rollouts.sample(student, prompt_ids[:1], greedy, step=1)  # 1 step behind: no push yet
     assert (rollouts.synced_step, rollouts.staleness) == (0, 1)
@@ -160,3 +179,5 @@ def test_pushed_weights_are_the_students_and_the_prefix_cache_is_dropped(
     pushed = engine_logprobs(rollout_engine, sequence)
     assert (pushed - trained).abs().max().item() < 1e-3
     assert (pushed - base).abs().mean().item() > 0.05
+    ids, decoded = decoded_logprobs(rollout_engine, long)  # the old prefix is not reused
+    assert (decoded - model_logprobs(student, long + ids)[-4:]).abs().max().item() < 1e-3

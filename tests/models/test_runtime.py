@@ -17,11 +17,12 @@ from opsa.models import runtime as rt
 from opsa.models.runtime import Runtime, RuntimeConfig
 
 
-def test_cpu_machine_defaults_to_float32_sdpa_on_cpu() -> None:
+def test_cpu_machine_defaults_to_float32_sdpa_on_cpu_and_vllm() -> None:
     p = Runtime().placement("policy")
     assert (p.device.type, p.dtype, p.compute_dtype, p.attention) == (
         "cpu", torch.float32, torch.float32, "sdpa",
     )  # fmt: skip
+    assert Runtime().backend("policy") == ("vllm" if rt._importable("vllm") else "hf")
 
 
 def test_training_stores_float32_and_computes_in_the_runtime_dtype() -> None:
