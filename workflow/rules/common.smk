@@ -1,8 +1,12 @@
 # Helpers for the workflow: config look-ups and input functions (no rules here).
 import json
+from pathlib import Path
 
 SAFETY_ROLES = ("eval_harmful", "eval_overrefusal")
 EVAL_ROLES = (*SAFETY_ROLES, "eval_reasoning")
+TRAIN_ROLES = ("train_harmful", "train_benign")
+CONTEXT_METHODS = ("opsa", "offpolicy_sd")  # the methods that train with selected contexts
+PACKAGE = Path(workflow.basedir) / "opsa"  # the package the rules run, with its data files
 
 
 def as_json(obj):
@@ -78,8 +82,13 @@ def judge_validation_files():
     )
 
 
+def context_search_needed():
+    """Only OPSA and the off-policy baseline train with selected contexts."""
+    return any(m in CONTEXT_METHODS for m in config["training"]["methods"])
+
+
 def flip_rate_plots():
-    return [] if context_pinned() else config["policies"]
+    return config["policies"] if context_search_needed() and not context_pinned() else []
 
 
 def reference_prefixes_arg():
@@ -88,7 +97,8 @@ def reference_prefixes_arg():
 
 
 def training_set(role):
-    """The one prompt set with a training role (train_harmful or train_benign)."""
+    """The one prompt set with a training role (train_harmful or train_benign); asked only
+    by rules that train, so an evaluation-only config needs no training sets."""
     names = datasets_with_role(role)
     if len(names) != 1:
         raise ValueError(
@@ -97,13 +107,94 @@ def training_set(role):
     return f"results/data/{names[0]}.jsonl"
 
 
-def judge_model_input(judge):
+def training_sets(wildcards):
+    """Both training sets (the prompts the context search and the trainers read)."""
+    return {role.removeprefix("train_"): training_set(role) for role in TRAIN_ROLES}
+
+
+def package_files(folder, pattern="*"):
+    """Data files shipped inside the package (judge phrases and templates, builtin sets)."""
+    return sorted(str(path) for path in (PACKAGE / folder).glob(pattern))
+
+
+def source_files(sources):
+    """The files a list of `sources:` reads: local paths and the project's builtin sets
+    (hub datasets and files of other installed packages belong to the environment)."""
+    files = []
+    for source in sources:
+        if "path" in source:
+            files.append(source["path"])
+        elif "builtin" in source:
+            files += package_files("data/builtin", f"{source['builtin']}.jsonl")
+    return files
+
+
+def prepare_data_inputs(wildcards):
+    """A set's own files; an evaluation set also reads the prepared training sets, whose
+    prompts it must not contain (training sets never read evaluation sets, so adding or
+    changing an evaluation set retrains nothing)."""
+    spec = config["datasets"][wildcards.dataset]
+    inputs = {"sources": source_files(spec["sources"])}
+    if spec["role"] in EVAL_ROLES:
+        inputs["training"] = [
+            f"results/data/{name}.jsonl" for name in datasets_with_role(*TRAIN_ROLES)
+        ]
+    return inputs
+
+
+def judge_files(judge):
+    """The phrase or template files a judge reads: a configured template (a path, else a
+    name in the package's templates), or the package's own files for its kind."""
+    spec = config["judges"][judge]
+    if spec["kind"] == "refusal_pattern":
+        return package_files("judges/resources", "*.txt")
+    template = spec.get("template")
+    if template is None:
+        return package_files("judges/templates", "*.txt")
+    if Path(template).is_file():
+        return [template]
+    return [str(PACKAGE / "judges/templates" / template)]
+
+
+def judge_inputs(judge):
+    """A judge's prepared model (guard judges) and the files it reads."""
+    inputs = {"judge_files": judge_files(judge)}
     dirs = judge_model_dirs(judge)
-    return {"judge_model": dirs[0]} if dirs else {}
+    if dirs:
+        inputs["judge_model"] = dirs[0]
+    return inputs
 
 
 def flip_rate_inputs(wildcards):
-    return judge_model_input(config["contexts"]["judge"])
+    return judge_inputs(config["contexts"]["judge"])
+
+
+def context_files(wildcards):
+    """The files the candidate pool comes from: the template grid (the package's default or
+    yours), a user file of contexts, the model that writes generated candidates."""
+    candidates = config["contexts"]["candidates"]
+    grid = candidates.get("grid")
+    files = [str(PACKAGE / "contexts/default_grid.yaml")] if grid == "default" else []
+    if grid not in (None, "default"):
+        files.append(grid)
+    if candidates.get("user_file"):
+        files.append(candidates["user_file"])
+    if candidates.get("generated"):
+        files.append(candidates["generated"]["model_dir"])
+    return files
+
+
+def reference_prefix_files(wildcards):
+    """The file behind `judge_validation.reference_prefixes` (a phrase file or FILE.json:KEY)."""
+    reference = config["judge_validation"].get("reference_prefixes")
+    if not reference:
+        return []
+    path, sep, _ = reference.partition(".json:")
+    return [f"{path}.json" if sep else reference]
+
+
+def external_source_files(wildcards):
+    return source_files([config["training"]["external"]["source"]])
 
 
 def flip_rate_shards(wildcards):
@@ -141,7 +232,7 @@ def chosen_contexts(wildcards):
 
 
 def offpolicy_judge_input(wildcards):
-    return judge_model_input(config["training"]["offpolicy"]["judge"])
+    return judge_inputs(config["training"]["offpolicy"]["judge"])
 
 
 def sft_pairs(wildcards):

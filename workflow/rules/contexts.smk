@@ -1,6 +1,7 @@
 rule context_candidates:
     input:
         model="results/models/{model}/base",
+        files=context_files,
     output:
         "results/contexts/{model}/candidates.jsonl",
     log:
@@ -20,9 +21,8 @@ rule context_candidates:
 
 rule flip_rate_baseline:
     input:
+        unpack(training_sets),
         model="results/models/{model}/base",
-        harmful=training_set("train_harmful"),
-        benign=training_set("train_benign"),
     output:
         "results/contexts/{model}/baseline.jsonl",
     log:

@@ -2,6 +2,7 @@ rule judge:
     input:
         generations="results/generations/{model}/{variant}/{dataset}.jsonl",
         judge_model=lambda wc: judge_model_dirs(wc.judge),
+        judge_files=lambda wc: judge_files(wc.judge),
     output:
         "results/judgments/{model}/{variant}/{dataset}.{judge}.jsonl",
     log:
@@ -26,6 +27,8 @@ rule validate_judge:
     input:
         labelled=config["judge_validation"]["files"],
         judge_model=lambda wc: judge_model_dirs(wc.judge),
+        judge_files=lambda wc: judge_files(wc.judge),
+        reference=reference_prefix_files,
     output:
         report(
             "results/judge_validation/{judge}.json",

@@ -1,9 +1,8 @@
 rule offpolicy_pairs:
     input:
         unpack(offpolicy_judge_input),
+        unpack(training_sets),
         model="results/models/{model}/base",
-        harmful=training_set("train_harmful"),
-        benign=training_set("train_benign"),
         contexts=chosen_contexts,
     output:
         "results/training_data/{model}/offpolicy.jsonl",
@@ -31,6 +30,8 @@ rule offpolicy_pairs:
 
 
 rule external_pairs:
+    input:
+        external_source_files,
     output:
         "results/training_data/external.jsonl",
     log:
@@ -49,9 +50,8 @@ rule external_pairs:
 
 rule train_opsa:
     input:
+        unpack(training_sets),
         model="results/models/{model}/base",
-        harmful=training_set("train_harmful"),
-        benign=training_set("train_benign"),
         contexts=chosen_contexts,
     output:
         directory("results/models/{model}/opsa"),
