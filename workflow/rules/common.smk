@@ -1,4 +1,5 @@
 # Helpers for the workflow: config look-ups and input functions (no rules here).
+import ast
 import json
 from pathlib import Path
 
@@ -115,6 +116,54 @@ def training_sets(wildcards):
 def package_files(folder, pattern="*"):
     """Data files shipped inside the package (judge phrases and templates, builtin sets)."""
     return sorted(str(path) for path in (PACKAGE / folder).glob(pattern))
+
+
+def package_code(step):
+    """The package's source files that `python -m opsa <step>` runs: the command line, the
+    step's handler and every opsa module it imports (lazily or not), so editing the code of
+    a step reruns exactly the jobs that run it."""
+    cli = PACKAGE / "cli"
+    handler = next(
+        (module, node)
+        for module in sorted(cli.glob("*.py"))
+        for node in ast.parse(module.read_text()).body
+        if isinstance(node, ast.FunctionDef) and _is_step(node, step)
+    )
+    files = {PACKAGE / "__main__.py", cli / "__init__.py", handler[0]}
+    todo = _opsa_imports(handler[1])
+    while todo:
+        path = _module_file(todo.pop())
+        if path is not None and path not in files:
+            files.add(path)
+            todo += _opsa_imports(ast.parse(path.read_text()))
+    return sorted(str(path) for path in files)
+
+
+def _is_step(function, step):
+    return any(
+        isinstance(d, ast.Call) and d.args and getattr(d.args[0], "value", None) == step
+        for d in function.decorator_list
+    )
+
+
+def _opsa_imports(tree):
+    """Modules named by the opsa imports anywhere in `tree` (`from a import b` gives a and
+    a.b: b may be a module)."""
+    names = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names += [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names += [node.module, *(f"{node.module}.{a.name}" for a in node.names)]
+    return [name for name in names if name.split(".")[0] == "opsa"]
+
+
+def _module_file(name):
+    base = PACKAGE.joinpath(*name.split(".")[1:])
+    for path in (base.with_suffix(".py"), base / "__init__.py"):
+        if path.is_file():
+            return path
+    return None
 
 
 def source_files(sources):
@@ -255,7 +304,7 @@ def training_settings(method):
 
 def final_outputs(wildcards):
     return [
-        *expand("results/report/flip_rates_{model}.png", model=flip_rate_plots()),
+        *expand("results/report/flip_rates/{model}.png", model=flip_rate_plots()),
         "results/report/summary.md",
         "results/report/summary.csv",
         "results/report/safety_vs_reasoning.png",

@@ -2,6 +2,7 @@ rule context_candidates:
     input:
         model="results/models/{model}/base",
         files=context_files,
+        code=package_code("context-candidates"),
     output:
         "results/contexts/{model}/candidates.jsonl",
     log:
@@ -23,6 +24,7 @@ rule flip_rate_baseline:
     input:
         unpack(training_sets),
         model="results/models/{model}/base",
+        code=package_code("flip-baseline"),
     output:
         "results/contexts/{model}/baseline.jsonl",
     log:
@@ -54,6 +56,7 @@ rule score_flip_rate:
         model="results/models/{model}/base",
         candidates="results/contexts/{model}/candidates.jsonl",
         baseline="results/contexts/{model}/baseline.jsonl",
+        code=package_code("flip-score"),
     output:
         scores="results/contexts/{model}/scores/shard{shard}.csv",
         responses="results/contexts/{model}/scores/shard{shard}.responses.jsonl",
@@ -85,7 +88,8 @@ rule score_flip_rate:
 
 rule merge_flip_rates:
     input:
-        flip_rate_shards,
+        scores=flip_rate_shards,
+        code=package_code("flip-merge"),
     output:
         "results/contexts/{model}/flip_rates.csv",
     log:
@@ -94,7 +98,7 @@ rule merge_flip_rates:
         "../../envs/opsa.yaml"
     threads: 1
     shell:
-        "python -m opsa --threads {threads} flip-merge --scores {input:q} --out {output} "
+        "python -m opsa --threads {threads} flip-merge --scores {input.scores:q} --out {output} "
         "> {log} 2>&1"
 
 
@@ -105,6 +109,7 @@ rule search_contexts:
         candidates="results/contexts/{model}/candidates.jsonl",
         baseline="results/contexts/{model}/baseline.jsonl",
         scores="results/contexts/{model}/flip_rates.csv",
+        code=package_code("context-search"),
     output:
         candidates="results/contexts/{model}/search/candidates.jsonl",
         scores="results/contexts/{model}/search/flip_rates.csv",
@@ -138,6 +143,7 @@ rule search_contexts:
 checkpoint select_context:
     input:
         unpack(selection_inputs),
+        code=package_code("select-context"),
     output:
         selected="results/contexts/{model}/selected.json",
         ranking=report(
@@ -176,10 +182,11 @@ rule export_chosen_contexts:
 
 rule plot_flip_rates:
     input:
-        "results/contexts/{model}/ranking.csv",
+        ranking="results/contexts/{model}/ranking.csv",
+        code=package_code("flip-plot"),
     output:
         report(
-            "results/report/flip_rates_{model}.png",
+            "results/report/flip_rates/{model}.png",
             caption="../report/flip_rates.rst",
             category="Context search",
             labels={"model": "{model}", "figure": "teacher flip rate"},
@@ -192,5 +199,5 @@ rule plot_flip_rates:
     params:
         rate=config["contexts"]["selection"]["tfr"],
     shell:
-        "python -m opsa --threads {threads} flip-plot --scores {input} --rate {params.rate} "
+        "python -m opsa --threads {threads} flip-plot --scores {input.ranking} --rate {params.rate} "
         "--out {output} > {log} 2>&1"

@@ -1,6 +1,7 @@
 rule prepare_data:
     input:
         unpack(prepare_data_inputs),
+        code=package_code("prepare-data"),
     output:
         prompts="results/data/{dataset}.jsonl",
         provenance="results/data/provenance/{dataset}.json",

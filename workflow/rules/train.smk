@@ -4,6 +4,7 @@ rule offpolicy_pairs:
         unpack(training_sets),
         model="results/models/{model}/base",
         contexts=chosen_contexts,
+        code=package_code("offpolicy-pairs"),
     output:
         "results/training_data/{model}/offpolicy.jsonl",
     log:
@@ -31,7 +32,8 @@ rule offpolicy_pairs:
 
 rule external_pairs:
     input:
-        external_source_files,
+        files=external_source_files,
+        code=package_code("external-pairs"),
     output:
         "results/training_data/external.jsonl",
     log:
@@ -53,6 +55,7 @@ rule train_opsa:
         unpack(training_sets),
         model="results/models/{model}/base",
         contexts=chosen_contexts,
+        code=package_code("train"),
     output:
         directory("results/models/{model}/opsa"),
     log:
@@ -80,6 +83,7 @@ rule train_sft:
     input:
         model="results/models/{model}/base",
         pairs=sft_pairs,
+        code=package_code("train"),
     output:
         directory("results/models/{model}/{method}"),
     log:
