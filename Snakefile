@@ -35,3 +35,29 @@ rule all:
     default_target: True
     input:
         final_outputs,
+
+
+# The targets of the `dvc repro` stages (dvc.yaml), one per stage; the last stage is `all`.
+rule stage_prepare_data:
+    input:
+        prepared_sets(),
+
+
+rule stage_train:
+    input:
+        model_dirs(),
+
+
+rule stage_generate:
+    input:
+        generation_files(),
+
+
+rule stage_judge:
+    input:
+        judgment_files(),
+
+
+rule stage_evaluate:
+    input:
+        evaluation_files(),

@@ -74,6 +74,46 @@ def evaluation_files():
     )
 
 
+def prepared_sets():
+    return expand("results/data/{dataset}.jsonl", dataset=list(config["datasets"]))
+
+
+def judges_in_use():
+    judges = {config["evaluation"]["safety_judge"], config["evaluation"]["overrefusal_judge"]}
+    if context_search_needed():
+        judges.add(config["contexts"]["judge"])
+    if "offpolicy_sd" in config["training"]["methods"]:
+        judges.add(config["training"]["offpolicy"]["judge"])
+    if config["judge_validation"]["files"]:
+        judges |= set(config["judge_validation"]["judges"])
+    return sorted(judges)
+
+
+def model_dirs():
+    """Every model directory the pipeline makes: the policies' base and trained variants
+    and the guard models of the judges in use."""
+    dirs = [model_dir(m, v) for m in config["policies"] for v in variants()]
+    return sorted({*dirs, *(d for j in judges_in_use() for d in judge_model_dirs(j))})
+
+
+def generation_files():
+    return expand(
+        "results/generations/{model}/{variant}/{dataset}.jsonl",
+        model=config["policies"],
+        variant=variants(),
+        dataset=datasets_with_role(*EVAL_ROLES),
+    )
+
+
+def judgment_files():
+    return [
+        f"results/judgments/{model}/{variant}/{dataset}.{judge_of(dataset)}.jsonl"
+        for model in config["policies"]
+        for variant in variants()
+        for dataset in datasets_with_role(*SAFETY_ROLES)
+    ]
+
+
 def judge_validation_files():
     if not config["judge_validation"]["files"]:
         return []
