@@ -16,7 +16,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def command(args: list[str], cwd: Path, timeout: int = 1800) -> subprocess.CompletedProcess[str]:
+def command(args: list[str], cwd: Path, timeout: int = 3600) -> subprocess.CompletedProcess[str]:
     """Run a tool of this venv in `cwd`, importing the `opsa` found there; fail on error."""
     env = os.environ | {
         "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
