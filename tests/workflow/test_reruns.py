@@ -33,8 +33,10 @@ def plan(tool: Callable, workdir: Path, config: dict, *args: str) -> dict[str, i
     """Jobs per rule that `snakemake -n` plans in `workdir` with `config` (`all` left out)."""
     path = workdir / ".planned-config.yaml"
     path.write_text(yaml.safe_dump(config))
+    own = workdir / "Snakefile"  # a clone plans with its own workflow and package
+    snakefile = own if own.is_file() else ROOT / "Snakefile"
     run = tool(
-        ["snakemake", "-n", "--snakefile", str(ROOT / "Snakefile"), "--directory", str(workdir),
+        ["snakemake", "-n", "--snakefile", str(snakefile), "--directory", str(workdir),
          "--configfile", str(path), "--replace-workflow-config", *args],
         cwd=workdir,
     )  # fmt: skip
