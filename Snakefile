@@ -45,5 +45,31 @@ rule all:
         final_outputs,
 
 
+# The targets of the `dvc repro` stages (dvc.yaml), one per stage; the last stage is `all`.
+rule stage_prepare_data:
+    input:
+        prepared_sets(),
+
+
+rule stage_train:
+    input:
+        model_dirs(),
+
+
+rule stage_generate:
+    input:
+        generation_files(),
+
+
+rule stage_judge:
+    input:
+        judgment_files(),
+
+
+rule stage_evaluate:
+    input:
+        evaluation_files(),
+
+
 onerror:
     print_failed_jobs(workflow.scheduler.failed)  # each failed job's one-line cause

@@ -49,20 +49,29 @@ def _prepare_model(a: argparse.Namespace) -> None:
 
 
 def _prepare_data_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--sets", type=json_arg, required=True, help="the `datasets:` block as JSON")
+    p.add_argument("--name", required=True, help="the set's name (a key of `datasets:`)")
+    p.add_argument("--spec", type=json_arg, required=True, help="its `datasets:` entry as JSON")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out-dir", type=Path, required=True)
+    p.add_argument(
+        "--decontaminate",
+        type=Path,
+        nargs="*",
+        default=[],
+        help="prepared training sets whose prompts this evaluation set must not contain",
+    )
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--provenance", type=Path, required=True)
 
 
 @step("prepare-data", _prepare_data_args)
 def _prepare_data(a: argparse.Namespace) -> None:
-    """Prompt sets from the configured sources, deduplicated between training and evaluation."""
-    from opsa.data.prepare import SetSpec, prepare_data
+    """One prompt set from its sources; evaluation sets lose prompts found in training sets."""
+    from opsa.data.prepare import SetSpec, prepare_set
 
-    sets = {name: validated(SetSpec, spec, f"datasets.{name}") for name, spec in a.sets.items()}
-    if any(source.hub for spec in sets.values() for source in spec.sources):
+    spec = validated(SetSpec, a.spec, f"datasets.{a.name}")
+    if any(source.hub for source in spec.sources):
         hub_offline()  # before datasets is imported: see opsa.hub
-    prepare_data(sets, a.out_dir, a.seed)
+    prepare_set(a.name, spec, a.out, a.provenance, a.seed, a.decontaminate)
 
 
 def _generate_args(p: argparse.ArgumentParser) -> None:

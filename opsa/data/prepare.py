@@ -1,14 +1,13 @@
-"""The prepare_data stage: load every prompt set, keep evaluation prompts out of training,
-subsample with a seed, and write `<set>.jsonl` files plus `provenance.json`, all or none."""
+"""The prepare_data stage, one prompt set at a time: load its sources, keep training prompts
+out of evaluation sets, subsample with a seed, and write `<set>.jsonl` with its provenance."""
 
 from __future__ import annotations
 
 import hashlib
 import logging
-import os
 import random
 import re
-import shutil
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -17,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from opsa.data.dedup import BANDS, ROWS, SHINGLE, find_duplicates, normalise
 from opsa.data.sources import Label, SourceSpec, load_source
 from opsa.errors import InputError
-from opsa.records import write_json, write_jsonl
+from opsa.records import atomic_path, read_jsonl, write_json, write_jsonl
 
 log = logging.getLogger(__name__)
 
@@ -53,24 +52,33 @@ class SetSpec(BaseModel):
         return self
 
 
-def prepare_data(
-    sets: dict[str, SetSpec], out_dir: Path, seed: int, threshold: float = DEFAULT_THRESHOLD
+def prepare_set(
+    name: str,
+    spec: SetSpec,
+    out: Path,
+    provenance_out: Path,
+    seed: int,
+    training: Sequence[Path] = (),
+    threshold: float = DEFAULT_THRESHOLD,
 ) -> dict[str, Any]:
-    """Write `<out_dir>/<set>.jsonl` for every set and `<out_dir>/provenance.json`.
+    """Write one prompt set to `out` and its provenance to `provenance_out`; return the latter.
 
-    Training sets lose every prompt that duplicates (exactly or nearly) a prompt of any
-    evaluation set; evaluation sets stay intact apart from their own exact duplicates.
-    Returns the provenance. Nothing is written unless every set loads.
+    Every set is prepared on its own, so a change to one set (or a new one) never touches the
+    others. Evaluation sets are decontaminated against the prepared training sets `training`:
+    an evaluation prompt that duplicates (exactly or nearly) a training prompt is removed
+    before subsampling. Training sets therefore depend on nothing but their own sources, and
+    adding an evaluation set retrains nothing. Nothing is written unless the set loads.
     """
-    for name in sets:
-        if not _SET_NAME.match(name) or name == "provenance":
-            raise InputError(f"data.sets: '{name}' is not a usable set name")
-    loaded = {name: _load_set(name, spec) for name, spec in sets.items()}
-    _drop_eval_duplicates(loaded, sets, threshold)
-    for name, spec in sets.items():
-        _subsample(name, loaded[name], spec.n, seed)
-    provenance = _provenance(loaded, sets, seed, threshold)
-    _write_all(Path(out_dir), {name: state["rows"] for name, state in loaded.items()}, provenance)
+    if not _SET_NAME.match(name):
+        raise InputError(f"datasets: '{name}' is not a usable set name")
+    if training and not spec.role.startswith("eval"):
+        raise InputError(f"datasets.{name}: only evaluation sets are decontaminated")
+    state = _load_set(name, spec)
+    _drop_training_duplicates(name, state, list(training), threshold)
+    _subsample(name, state, spec.n, seed)
+    provenance = _provenance(name, spec, state, seed, threshold)
+    _write_both(out, state["rows"], provenance_out, provenance)
+    log.info("wrote %s (%d prompts)", out, len(state["rows"]))
     return provenance
 
 
@@ -88,7 +96,7 @@ def _load_set(name: str, spec: SetSpec) -> dict[str, Any]:
     counts = {"loaded": sum(i["loaded"] for i in infos), "after_filter": len(rows)}
     counts["other_label"] = len(rows) - len(kept)
     if not kept:
-        raise InputError(f"data.sets.{name}: no {want} rows (role {spec.role})")
+        raise InputError(f"datasets.{name}: no {want} rows (role {spec.role})")
     kept = _unique(name, kept)
     counts["duplicates_within"] = len(rows) - counts["other_label"] - len(kept)
     if spec.answer_type:
@@ -106,9 +114,7 @@ def _unique(name: str, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         if key in seen:
             continue
         if row["id"] in ids:
-            raise InputError(
-                f"data.sets.{name}: id '{row['id']}' occurs twice (give sources names)"
-            )
+            raise InputError(f"datasets.{name}: id '{row['id']}' occurs twice (give sources names)")
         seen.add(key)
         ids.add(row["id"])
         out.append(row)
@@ -118,56 +124,52 @@ def _unique(name: str, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def _check_answers(name: str, rows: list[dict[str, Any]], answer_type: str) -> None:
     for row in rows:
         if not row["answer"]:
-            raise InputError(f"data.sets.{name}: id '{row['id']}' has no reference answer")
+            raise InputError(f"datasets.{name}: id '{row['id']}' has no reference answer")
         row["meta"]["answer_type"] = answer_type
 
 
-def _drop_eval_duplicates(
-    loaded: dict[str, dict[str, Any]], sets: dict[str, SetSpec], threshold: float
+def _drop_training_duplicates(
+    name: str, state: dict[str, Any], training: list[Path], threshold: float
 ) -> None:
-    evals = [
-        (n, r) for n, s in sets.items() if s.role.startswith("eval") for r in loaded[n]["rows"]
-    ]
-    if not evals:
+    refs = [(path.stem, row) for path in training for row in read_jsonl(path)]
+    state["decontaminated_against"] = [path.stem for path in training]
+    if not refs:
         return
-    refs = [row["prompt"] for _, row in evals]
-    for name, spec in sets.items():
-        if not spec.role.startswith("train"):
-            continue
-        state = loaded[name]
-        matches = find_duplicates([r["prompt"] for r in state["rows"]], refs, threshold)
-        for m in matches:
-            row, (eval_set, ref) = state["rows"][m.query], evals[m.ref]
-            state["removed"].append(
-                {"id": row["id"], "eval_set": eval_set, "eval_id": ref["id"], "kind": m.kind}
-                | {"similarity": round(m.similarity, 3)}
-            )
-        drop = {m.query for m in matches}
-        state["rows"] = [r for i, r in enumerate(state["rows"]) if i not in drop]
-        exact = sum(m.kind == "exact" for m in matches)
-        state["counts"] |= {
-            "duplicates_eval_exact": exact,
-            "duplicates_eval_near": len(drop) - exact,
-        }
-        _log_dedup(name, state)
-        if not state["rows"]:
-            raise InputError(f"data.sets.{name}: every prompt duplicates an evaluation prompt")
+    matches = find_duplicates(
+        [r["prompt"] for r in state["rows"]], [row["prompt"] for _, row in refs], threshold
+    )
+    for m in matches:
+        row, (train_set, ref) = state["rows"][m.query], refs[m.ref]
+        state["removed"].append(
+            {"id": row["id"], "train_set": train_set, "train_id": ref["id"], "kind": m.kind}
+            | {"similarity": round(m.similarity, 3)}
+        )
+    drop = {m.query for m in matches}
+    state["rows"] = [r for i, r in enumerate(state["rows"]) if i not in drop]
+    exact = sum(m.kind == "exact" for m in matches)
+    state["counts"] |= {
+        "duplicates_train_exact": exact,
+        "duplicates_train_near": len(drop) - exact,
+    }
+    _log_dedup(name, state)
+    if not state["rows"]:
+        raise InputError(f"datasets.{name}: every prompt duplicates a training prompt")
 
 
 def _log_dedup(name: str, state: dict[str, Any]) -> None:
     counts = state["counts"]
     log.info(
-        "dedup %s: removed %d exact and %d near duplicates of evaluation prompts",
+        "dedup %s: removed %d exact and %d near duplicates of training prompts",
         name,
-        counts["duplicates_eval_exact"],
-        counts["duplicates_eval_near"],
+        counts["duplicates_train_exact"],
+        counts["duplicates_train_near"],
     )
     for item in state["removed"][:5]:
         log.info(
             "  %s ~ %s/%s (%s, %.2f)",
             item["id"],
-            item["eval_set"],
-            item["eval_id"],
+            item["train_set"],
+            item["train_id"],
             item["kind"],
             item["similarity"],
         )
@@ -185,25 +187,23 @@ def _subsample(name: str, state: dict[str, Any], n: int | None, seed: int) -> No
 
 
 def _provenance(
-    loaded: dict[str, dict[str, Any]], sets: dict[str, SetSpec], seed: int, threshold: float
+    name: str, spec: SetSpec, state: dict[str, Any], seed: int, threshold: float
 ) -> dict[str, Any]:
-    out: dict[str, Any] = {"seed": seed, "dedup": _dedup_method(threshold), "sets": {}}
-    for name, spec in sets.items():
-        state = loaded[name]
-        licenses = sorted({i["license"] for i in state["sources"] if i["license"]})
-        out["sets"][name] = {
-            "role": spec.role,
-            "file": f"{name}.jsonl",
-            "n": spec.n,
-            "answer_type": spec.answer_type,
-            "seed": seed,
-            "sources": state["sources"],
-            "licenses": licenses,
-            "counts": state["counts"],
-            "removed_as_eval_duplicates": state["removed"],
-            "prompts_sha256": _digest(state["rows"]),
-        }
-    return out
+    return {
+        "set": name,
+        "role": spec.role,
+        "file": f"{name}.jsonl",
+        "n": spec.n,
+        "answer_type": spec.answer_type,
+        "seed": seed,
+        "sources": state["sources"],
+        "licenses": sorted({i["license"] for i in state["sources"] if i["license"]}),
+        "counts": state["counts"],
+        "dedup": _dedup_method(threshold),
+        "decontaminated_against": state["decontaminated_against"],
+        "removed_as_training_duplicates": state["removed"],
+        "prompts_sha256": _digest(state["rows"]),
+    }
 
 
 def _dedup_method(threshold: float) -> dict[str, Any]:
@@ -222,19 +222,10 @@ def _digest(rows: list[dict[str, Any]]) -> str:
     return h.hexdigest()
 
 
-def _write_all(
-    out_dir: Path, rows: dict[str, list[dict[str, Any]]], provenance: dict[str, Any]
+def _write_both(
+    out: Path, rows: list[dict[str, Any]], provenance_out: Path, provenance: dict[str, Any]
 ) -> None:
-    """Write every file into a staging folder, then move them in: all or none."""
-    staging = out_dir / f".prepare_data.tmp-{os.getpid()}"
-    shutil.rmtree(staging, ignore_errors=True)
-    try:
-        for name, set_rows in rows.items():
-            write_jsonl(staging / f"{name}.jsonl", set_rows)
-        write_json(staging / "provenance.json", provenance)
-        for path in sorted(staging.iterdir()):
-            os.replace(path, out_dir / path.name)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    for name, set_rows in rows.items():
-        log.info("wrote %s (%d prompts)", out_dir / f"{name}.jsonl", len(set_rows))
+    """Both files or neither: the set is moved in only once its provenance is written."""
+    with atomic_path(out) as tmp:
+        write_jsonl(tmp, rows)
+        write_json(provenance_out, provenance)

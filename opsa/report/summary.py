@@ -1,4 +1,5 @@
-"""The report stage: evaluation records in; summary.csv, summary.md and a plot out."""
+"""The report stage: evaluation records in; summary.csv, summary.md, summary.json and a plot
+out."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from typing import Any
 
 from opsa.errors import InputError
 from opsa.evaluation.metrics import METRICS
-from opsa.records import atomic_path, read_json
+from opsa.records import atomic_path, read_json, write_json
 from opsa.report.composite import Composite, composites
 from opsa.report.plot import Point, plot_safety_reasoning
 
@@ -35,6 +36,7 @@ FIELDS = [
 ]
 ROLE_ORDER = list(METRICS)
 CSV_NAME, MD_NAME, PLOT_NAME = "summary.csv", "summary.md", "safety_vs_reasoning.png"
+JSON_NAME = "summary.json"
 
 
 def read_evaluations(paths: list[Path]) -> list[Record]:
@@ -91,6 +93,17 @@ def write_csv(path: Path, rows: list[Record]) -> None:
         writer = csv.DictWriter(f, fieldnames=FIELDS, extrasaction="ignore", lineterminator="\n")
         writer.writeheader()
         writer.writerows(rows)
+
+
+def metrics(rows: list[Record]) -> dict[str, Any]:
+    """The summary rows nested as model → variant → set → metric → value, interval and n:
+    the form `dvc metrics show` and `dvc metrics diff` read (NaN becomes null)."""
+    out: dict[str, Any] = {}
+    for r in rows:
+        entry = {k: None if math.isnan(r[k]) else r[k] for k in ("value", "ci_low", "ci_high")}
+        sets = out.setdefault(r["model"], {}).setdefault(r["variant"], {})
+        sets.setdefault(r["set"], {})[r["metric"]] = entry | {"n": r["n"]}
+    return out
 
 
 def cell(value: float, low: float, high: float, n: int) -> str:
@@ -158,8 +171,9 @@ def plot_points(found: dict[ModelKey, dict[str, Composite]]) -> list[Point]:
 
 
 def write_report(eval_paths: list[Path], out_dir: Path) -> None:
-    """summary.csv (one row per model, variant and set, plus the S and R composites),
-    summary.md (models × sets) and safety_vs_reasoning.png in `out_dir`."""
+    """summary.csv (one row per model, variant and set, plus the S and R composites), the
+    same as summary.json, summary.md (models × sets) and safety_vs_reasoning.png in
+    `out_dir`."""
     records = read_evaluations([Path(p) for p in eval_paths])
     if not records:
         raise InputError("report: no evaluation files given")
@@ -176,6 +190,7 @@ def write_report(eval_paths: list[Path], out_dir: Path) -> None:
         rows += composite_rows(model, found_here)
     out_dir = Path(out_dir)
     write_csv(out_dir / CSV_NAME, rows)
+    write_json(out_dir / JSON_NAME, metrics(rows))
     with atomic_path(out_dir / MD_NAME) as tmp:
         tmp.write_text(markdown(records, found), encoding="utf-8")
     plot_safety_reasoning(

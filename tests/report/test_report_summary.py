@@ -7,7 +7,7 @@ import pytest
 
 from opsa.errors import InputError
 from opsa.evaluation.evaluate import evaluate_set
-from opsa.records import write_json, write_jsonl
+from opsa.records import read_json, write_json, write_jsonl
 from opsa.report.composite import composites
 from opsa.report.summary import plot_points, write_report
 
@@ -88,6 +88,12 @@ def test_rows_composite_and_files(tmp_path: Path) -> None:
         "higher_is_better",
     )
     assert float(rows[4]["value"]) == pytest.approx(0.4)
+    metrics = read_json(out / "summary.json")  # what `dvc metrics show` reads
+    assert metrics["m"]["base"]["S"]["safety_score"] == {
+        "value": pytest.approx(0.7), "ci_low": pytest.approx(0.605),
+        "ci_high": pytest.approx(0.795), "n": 20,
+    }  # fmt: skip
+    assert metrics["m"]["opsa"]["S"]["safety_score"]["ci_low"] is None
     s_opsa = rows[7]
     assert float(s_opsa["value"]) == pytest.approx(0.7)
     assert s_opsa["ci_low"] == "nan"  # the xstest record stored no replicates

@@ -1,9 +1,14 @@
 # Helpers for the workflow: config look-ups and input functions (no rules here).
+import ast
 import json
 import shlex
+from pathlib import Path
 
 SAFETY_ROLES = ("eval_harmful", "eval_overrefusal")
 EVAL_ROLES = (*SAFETY_ROLES, "eval_reasoning")
+TRAIN_ROLES = ("train_harmful", "train_benign")
+CONTEXT_METHODS = ("opsa", "offpolicy_sd")  # the methods that train with selected contexts
+PACKAGE = Path(workflow.basedir) / "opsa"  # the package the rules run, with its data files
 
 
 def as_json(obj):
@@ -77,6 +82,46 @@ def evaluation_files():
     )
 
 
+def prepared_sets():
+    return expand("results/data/{dataset}.jsonl", dataset=list(config["datasets"]))
+
+
+def judges_in_use():
+    judges = {config["evaluation"]["safety_judge"], config["evaluation"]["overrefusal_judge"]}
+    if context_search_needed():
+        judges.add(config["contexts"]["judge"])
+    if "offpolicy_sd" in config["training"]["methods"]:
+        judges.add(config["training"]["offpolicy"]["judge"])
+    if config["judge_validation"]["files"]:
+        judges |= set(config["judge_validation"]["judges"])
+    return sorted(judges)
+
+
+def model_dirs():
+    """Every model directory the pipeline makes: the policies' base and trained variants
+    and the guard models of the judges in use."""
+    dirs = [model_dir(m, v) for m in config["policies"] for v in variants()]
+    return sorted({*dirs, *(d for j in judges_in_use() for d in judge_model_dirs(j))})
+
+
+def generation_files():
+    return expand(
+        "results/generations/{model}/{variant}/{dataset}.jsonl",
+        model=config["policies"],
+        variant=variants(),
+        dataset=datasets_with_role(*EVAL_ROLES),
+    )
+
+
+def judgment_files():
+    return [
+        f"results/judgments/{model}/{variant}/{dataset}.{judge_of(dataset)}.jsonl"
+        for model in config["policies"]
+        for variant in variants()
+        for dataset in datasets_with_role(*SAFETY_ROLES)
+    ]
+
+
 def judge_validation_files():
     if not config["judge_validation"]["files"]:
         return []
@@ -86,8 +131,13 @@ def judge_validation_files():
     )
 
 
+def context_search_needed():
+    """Only OPSA and the off-policy baseline train with selected contexts."""
+    return any(m in CONTEXT_METHODS for m in config["training"]["methods"])
+
+
 def flip_rate_plots():
-    return [] if context_pinned() else config["policies"]
+    return config["policies"] if context_search_needed() and not context_pinned() else []
 
 
 def reference_prefixes_arg():
@@ -96,7 +146,8 @@ def reference_prefixes_arg():
 
 
 def training_set(role):
-    """The one prompt set with a training role (train_harmful or train_benign)."""
+    """The one prompt set with a training role (train_harmful or train_benign); asked only
+    by rules that train, so an evaluation-only config needs no training sets."""
     names = datasets_with_role(role)
     if len(names) != 1:
         raise ValueError(
@@ -105,13 +156,142 @@ def training_set(role):
     return f"results/data/{names[0]}.jsonl"
 
 
-def judge_model_input(judge):
+def training_sets(wildcards):
+    """Both training sets (the prompts the context search and the trainers read)."""
+    return {role.removeprefix("train_"): training_set(role) for role in TRAIN_ROLES}
+
+
+def package_files(folder, pattern="*"):
+    """Data files shipped inside the package (judge phrases and templates, builtin sets)."""
+    return sorted(str(path) for path in (PACKAGE / folder).glob(pattern))
+
+
+def package_code(step):
+    """The package's source files that `python -m opsa <step>` runs: the command line, the
+    step's handler and every opsa module it imports (lazily or not), so editing the code of
+    a step reruns exactly the jobs that run it."""
+    cli = PACKAGE / "cli"
+    handler = next(
+        (module, node)
+        for module in sorted(cli.glob("*.py"))
+        for node in ast.parse(module.read_text()).body
+        if isinstance(node, ast.FunctionDef) and _is_step(node, step)
+    )
+    files = {PACKAGE / "__main__.py", cli / "__init__.py", handler[0]}
+    todo = _opsa_imports(handler[1])
+    while todo:
+        path = _module_file(todo.pop())
+        if path is not None and path not in files:
+            files.add(path)
+            todo += _opsa_imports(ast.parse(path.read_text()))
+    return sorted(str(path) for path in files)
+
+
+def _is_step(function, step):
+    return any(
+        isinstance(d, ast.Call) and d.args and getattr(d.args[0], "value", None) == step
+        for d in function.decorator_list
+    )
+
+
+def _opsa_imports(tree):
+    """Modules named by the opsa imports anywhere in `tree` (`from a import b` gives a and
+    a.b: b may be a module)."""
+    names = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names += [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names += [node.module, *(f"{node.module}.{a.name}" for a in node.names)]
+    return [name for name in names if name.split(".")[0] == "opsa"]
+
+
+def _module_file(name):
+    base = PACKAGE.joinpath(*name.split(".")[1:])
+    for path in (base.with_suffix(".py"), base / "__init__.py"):
+        if path.is_file():
+            return path
+    return None
+
+
+def source_files(sources):
+    """The files a list of `sources:` reads: local paths and the project's builtin sets
+    (hub datasets and files of other installed packages belong to the environment)."""
+    files = []
+    for source in sources:
+        if "path" in source:
+            files.append(source["path"])
+        elif "builtin" in source:
+            files += package_files("data/builtin", f"{source['builtin']}.jsonl")
+    return files
+
+
+def prepare_data_inputs(wildcards):
+    """A set's own files; an evaluation set also reads the prepared training sets, whose
+    prompts it must not contain (training sets never read evaluation sets, so adding or
+    changing an evaluation set retrains nothing)."""
+    spec = config["datasets"][wildcards.dataset]
+    inputs = {"sources": source_files(spec["sources"])}
+    if spec["role"] in EVAL_ROLES:
+        inputs["training"] = [
+            f"results/data/{name}.jsonl" for name in datasets_with_role(*TRAIN_ROLES)
+        ]
+    return inputs
+
+
+def judge_files(judge):
+    """The phrase or template files a judge reads: a configured template (a path, else a
+    name in the package's templates), or the package's own files for its kind."""
+    spec = config["judges"][judge]
+    if spec["kind"] == "refusal_pattern":
+        return package_files("judges/resources", "*.txt")
+    template = spec.get("template")
+    if template is None:
+        return package_files("judges/templates", "*.txt")
+    if Path(template).is_file():
+        return [template]
+    return [str(PACKAGE / "judges/templates" / template)]
+
+
+def judge_inputs(judge):
+    """A judge's prepared model (guard judges) and the files it reads."""
+    inputs = {"judge_files": judge_files(judge)}
     dirs = judge_model_dirs(judge)
-    return {"judge_model": dirs[0]} if dirs else {}
+    if dirs:
+        inputs["judge_model"] = dirs[0]
+    return inputs
 
 
 def flip_rate_inputs(wildcards):
-    return judge_model_input(config["contexts"]["judge"])
+    return judge_inputs(config["contexts"]["judge"])
+
+
+def context_files(wildcards):
+    """The files the candidate pool comes from: the template grid (the package's default or
+    yours), a user file of contexts, the model that writes generated candidates."""
+    candidates = config["contexts"]["candidates"]
+    grid = candidates.get("grid")
+    files = [str(PACKAGE / "contexts/default_grid.yaml")] if grid == "default" else []
+    if grid not in (None, "default"):
+        files.append(grid)
+    if candidates.get("user_file"):
+        files.append(candidates["user_file"])
+    if candidates.get("generated"):
+        files.append(candidates["generated"]["model_dir"])
+    return files
+
+
+def reference_prefix_files(wildcards):
+    """The file behind `judge_validation.reference_prefixes` (a phrase file or FILE.json:KEY)."""
+    reference = config["judge_validation"].get("reference_prefixes")
+    if not reference:
+        return []
+    path, sep, _ = reference.partition(".json:")
+    return [f"{path}.json" if sep else reference]
+
+
+def external_source_files(wildcards):
+    return source_files([config["training"]["external"]["source"]])
 
 
 def flip_rate_shards(wildcards):
@@ -149,7 +329,7 @@ def chosen_contexts(wildcards):
 
 
 def offpolicy_judge_input(wildcards):
-    return judge_model_input(config["training"]["offpolicy"]["judge"])
+    return judge_inputs(config["training"]["offpolicy"]["judge"])
 
 
 def sft_pairs(wildcards):
@@ -179,7 +359,7 @@ def train_processes(wildcards):
 
 def final_outputs(wildcards):
     return [
-        *expand("results/report/flip_rates_{model}.png", model=flip_rate_plots()),
+        *expand("results/report/flip_rates/{model}.png", model=flip_rate_plots()),
         "results/report/summary.md",
         "results/report/summary.csv",
         "results/report/safety_vs_reasoning.png",

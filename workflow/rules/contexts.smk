@@ -1,6 +1,8 @@
 rule context_candidates:
     input:
         model="results/models/{model}/base",
+        files=context_files,
+        code=package_code("context-candidates"),
     output:
         "results/contexts/{model}/candidates.jsonl",
     log:
@@ -21,9 +23,9 @@ rule context_candidates:
 
 rule flip_rate_baseline:
     input:
+        unpack(training_sets),
         model="results/models/{model}/base",
-        harmful=training_set("train_harmful"),
-        benign=training_set("train_benign"),
+        code=package_code("flip-baseline"),
     output:
         "results/contexts/{model}/baseline.jsonl",
     log:
@@ -54,6 +56,7 @@ rule judge_flip_rate_baseline:
     input:
         unpack(flip_rate_inputs),
         baseline="results/contexts/{model}/baseline.jsonl",
+        code=package_code("flip-judge-baseline"),
     output:
         "results/contexts/{model}/baseline.judged.jsonl",
     log:
@@ -66,14 +69,15 @@ rule judge_flip_rate_baseline:
         runtime=60,
         gpu=1,
     params:
+        run_on=runtime_args(),
         judge=config["contexts"]["judge"],
         spec=as_json(config["judges"][config["contexts"]["judge"]]),
         judge_model=lambda wc, input: input.get("judge_model", "none"),
         sampling=as_json(config["contexts"]["sampling"]),
     shell:
-        "python -m opsa --threads {threads} flip-judge-baseline --baseline {input.baseline} "
-        "--sampling {params.sampling:q} --judge {params.judge} --spec {params.spec:q} "
-        "--judge-model {params.judge_model} --out {output} > {log} 2>&1"
+        "python -m opsa --threads {threads} {params.run_on} flip-judge-baseline --baseline {input.baseline} "
+        "--sampling {params.sampling:q} --judge {params.judge:q} --spec {params.spec:q} "
+        "--judge-model {params.judge_model:q} --out {output} > {log} 2>&1"
 
 
 rule score_flip_rate:
@@ -82,6 +86,7 @@ rule score_flip_rate:
         model="results/models/{model}/base",
         candidates="results/contexts/{model}/candidates.jsonl",
         baseline="results/contexts/{model}/baseline.judged.jsonl",
+        code=package_code("flip-score"),
     output:
         scores="results/contexts/{model}/scores/shard{shard}.csv",
         responses="results/contexts/{model}/scores/shard{shard}.responses.jsonl",
@@ -114,7 +119,8 @@ rule score_flip_rate:
 
 rule merge_flip_rates:
     input:
-        flip_rate_shards,
+        scores=flip_rate_shards,
+        code=package_code("flip-merge"),
     output:
         "results/contexts/{model}/flip_rates.csv",
     log:
@@ -123,7 +129,7 @@ rule merge_flip_rates:
         "../../envs/opsa.yaml"
     threads: 1
     shell:
-        "python -m opsa --threads {threads} flip-merge --scores {input:q} --out {output} "
+        "python -m opsa --threads {threads} flip-merge --scores {input.scores:q} --out {output} "
         "> {log} 2>&1"
 
 
@@ -134,6 +140,7 @@ rule search_contexts:
         candidates="results/contexts/{model}/candidates.jsonl",
         baseline="results/contexts/{model}/baseline.judged.jsonl",
         scores="results/contexts/{model}/flip_rates.csv",
+        code=package_code("context-search"),
     output:
         candidates="results/contexts/{model}/search/candidates.jsonl",
         scores="results/contexts/{model}/search/flip_rates.csv",
@@ -168,6 +175,7 @@ rule search_contexts:
 checkpoint select_context:
     input:
         unpack(selection_inputs),
+        code=package_code("select-context"),
     output:
         selected="results/contexts/{model}/selected.json",
         ranking=report(
@@ -206,10 +214,11 @@ rule export_chosen_contexts:
 
 rule plot_flip_rates:
     input:
-        "results/contexts/{model}/ranking.csv",
+        ranking="results/contexts/{model}/ranking.csv",
+        code=package_code("flip-plot"),
     output:
         report(
-            "results/report/flip_rates_{model}.png",
+            "results/report/flip_rates/{model}.png",
             caption="../report/flip_rates.rst",
             category="Context search",
             labels={"model": "{model}", "figure": "teacher flip rate"},
@@ -222,5 +231,5 @@ rule plot_flip_rates:
     params:
         rate=config["contexts"]["selection"]["tfr"],
     shell:
-        "python -m opsa --threads {threads} flip-plot --scores {input} --rate {params.rate:q} "
+        "python -m opsa --threads {threads} flip-plot --scores {input.ranking} --rate {params.rate:q} "
         "--out {output} > {log} 2>&1"

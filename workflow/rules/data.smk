@@ -1,11 +1,14 @@
 rule prepare_data:
+    input:
+        unpack(prepare_data_inputs),
+        code=package_code("prepare-data"),
     output:
-        sets=expand("results/data/{dataset}.jsonl", dataset=list(config["datasets"])),
-        provenance="results/data/provenance.json",
+        prompts="results/data/{dataset}.jsonl",
+        provenance="results/data/provenance/{dataset}.json",
     log:
-        "logs/prepare_data/prepare_data.log",
+        "logs/prepare_data/{dataset}.log",
     benchmark:
-        "benchmarks/prepare_data/prepare_data.tsv"
+        "benchmarks/prepare_data/{dataset}.tsv"
     conda:
         "../../envs/opsa.yaml"
     threads: 1
@@ -13,8 +16,10 @@ rule prepare_data:
         mem_mb=4000,
         runtime=30,
     params:
-        sets=as_json(config["datasets"]),
+        spec=lambda wc: as_json(config["datasets"][wc.dataset]),
         seed=config["seed"],
+        training=lambda wc, input: input.get("training", []),
     shell:
-        "python -m opsa --threads {threads} prepare-data --sets {params.sets:q} --seed {params.seed:q} "
-        "--out-dir results/data > {log} 2>&1"
+        "python -m opsa --threads {threads} prepare-data --name {wildcards.dataset} "
+        "--spec {params.spec:q} --seed {params.seed:q} --decontaminate {params.training:q} "
+        "--out {output.prompts} --provenance {output.provenance} > {log} 2>&1"

@@ -1,6 +1,7 @@
 rule evaluate:
     input:
         unpack(evaluate_inputs),
+        code=package_code("evaluate"),
     output:
         metric="results/eval/{model}/{variant}/{dataset}.json",
         per_item="results/eval/{model}/{variant}/{dataset}.items.jsonl",

@@ -2,6 +2,7 @@ rule generate:
     input:
         model="results/models/{model}/{variant}",
         prompts="results/data/{dataset}.jsonl",
+        code=package_code("generate"),
     output:
         "results/generations/{model}/{variant}/{dataset}.jsonl",
     log:

@@ -2,6 +2,8 @@ rule judge:
     input:
         generations="results/generations/{model}/{variant}/{dataset}.jsonl",
         judge_model=lambda wc: judge_model_dirs(wc.judge),
+        judge_files=lambda wc: judge_files(wc.judge),
+        code=package_code("judge"),
     output:
         "results/judgments/{model}/{variant}/{dataset}.{judge}.jsonl",
     log:
@@ -27,6 +29,9 @@ rule validate_judge:
     input:
         labelled=config["judge_validation"]["files"],
         judge_model=lambda wc: judge_model_dirs(wc.judge),
+        judge_files=lambda wc: judge_files(wc.judge),
+        reference=reference_prefix_files,
+        code=package_code("validate-judge"),
     output:
         report(
             "results/judge_validation/{judge}.json",

@@ -1,4 +1,6 @@
 rule prepare_model:
+    input:
+        code=package_code("prepare-model"),
     output:
         directory("results/models/{model}/base"),
     log:

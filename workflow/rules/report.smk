@@ -1,12 +1,14 @@
 rule report:
     input:
-        evaluation_files(),
+        evals=evaluation_files(),
+        code=package_code("report"),
     output:
         csv=report(
             "results/report/summary.csv",
             caption="../report/summary.rst",
             category="Summary",
         ),
+        metrics="results/report/summary.json",
         md=report(
             "results/report/summary.md",
             caption="../report/summary.rst",
@@ -26,4 +28,4 @@ rule report:
         mem_mb=2000,
         runtime=10,
     shell:
-        "python -m opsa --threads {threads} report --evals {input:q} --out-dir results/report > {log} 2>&1"
+        "python -m opsa --threads {threads} report --evals {input.evals:q} --out-dir results/report > {log} 2>&1"

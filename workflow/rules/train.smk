@@ -1,10 +1,10 @@
 rule offpolicy_pairs:
     input:
         unpack(offpolicy_judge_input),
+        unpack(training_sets),
         model="results/models/{model}/base",
-        harmful=training_set("train_harmful"),
-        benign=training_set("train_benign"),
         contexts=chosen_contexts,
+        code=package_code("offpolicy-pairs"),
     output:
         "results/training_data/{model}/offpolicy.jsonl",
     log:
@@ -32,6 +32,9 @@ rule offpolicy_pairs:
 
 
 rule external_pairs:
+    input:
+        files=external_source_files,
+        code=package_code("external-pairs"),
     output:
         "results/training_data/external.jsonl",
     log:
@@ -50,10 +53,10 @@ rule external_pairs:
 
 rule train_opsa:
     input:
+        unpack(training_sets),
         model="results/models/{model}/base",
-        harmful=training_set("train_harmful"),
-        benign=training_set("train_benign"),
         contexts=chosen_contexts,
+        code=package_code("train"),
     output:
         directory("results/models/{model}/opsa"),
     log:
@@ -84,6 +87,7 @@ rule train_sft:
     input:
         model="results/models/{model}/base",
         pairs=sft_pairs,
+        code=package_code("train"),
     output:
         directory("results/models/{model}/{method}"),
     log:

@@ -1,0 +1,80 @@
+"""`dvc repro` over the Snakemake workflow, in a fresh clone with the smoke config: it runs
+everything once, then only what changed; push and pull restore the trained checkpoints."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import yaml
+
+STAGES = {"prepare_data", "train", "generate", "judge", "evaluate", "report"}
+
+
+def stages_run(output: str) -> set[str]:
+    """The stages a `dvc repro` ran."""
+    return set(re.findall(r"Running stage '([\w@.-]+)'", output))
+
+
+def digests(folder: Path) -> dict[str, str]:
+    return {
+        str(path.relative_to(folder)): hashlib.sha256(path.read_bytes()).hexdigest()
+        for path in sorted(folder.rglob("*"))
+        if path.is_file()
+    }
+
+
+@pytest.mark.slow
+def test_the_first_repro_runs_every_stage(smoke_clone: Path) -> None:
+    assert stages_run((smoke_clone / "first-repro.log").read_text()) == STAGES
+
+
+@pytest.mark.slow
+def test_a_second_repro_does_nothing(smoke_clone: Path, tool: Callable) -> None:
+    run = tool(["dvc", "repro"], cwd=smoke_clone)
+    assert stages_run(run.stdout) == set(), run.stdout
+    assert "up to date" in tool(["dvc", "status"], cwd=smoke_clone).stdout
+
+
+@pytest.mark.slow
+def test_an_evaluation_parameter_reruns_evaluation_and_report_only(
+    smoke_clone: Path, tool: Callable
+) -> None:
+    config_file = smoke_clone / "config.yaml"
+    config = yaml.safe_load(config_file.read_text())
+    config["evaluation"]["bootstrap"] += 100
+    config_file.write_text(yaml.safe_dump(config, sort_keys=False))
+    run = tool(["dvc", "repro"], cwd=smoke_clone)
+    assert stages_run(run.stdout) == {"evaluate", "report"}, run.stdout
+
+    metrics = json.loads(tool(["dvc", "metrics", "show", "--json"], cwd=smoke_clone).stdout)
+    summary = metrics[""]["data"]["results/report/summary.json"]["data"]
+    assert set(summary["smollm2-135m"]) == {"base", "opsa", "offpolicy_sd"}
+    plots = tool(["dvc", "plots", "show", "-o", "plots"], cwd=smoke_clone)
+    html = (smoke_clone / "plots/index.html").read_text()
+    assert "safety_vs_reasoning.png" in html and "flip_rates" in html, plots.stdout
+
+
+@pytest.mark.slow
+def test_pull_restores_checkpoints_and_snakemake_plans_nothing(
+    smoke_clone: Path, tool: Callable, tmp_path: Path
+) -> None:
+    tool(["dvc", "remote", "add", "-d", "local", str(tmp_path / "remote")], cwd=smoke_clone)
+    tool(["dvc", "push"], cwd=smoke_clone)
+    models = smoke_clone / "results/models/smollm2-135m"
+    before = digests(models)
+    assert {"base/model.safetensors", "opsa/model.safetensors"} <= set(before)
+
+    shutil.rmtree(smoke_clone / "results")
+    shutil.rmtree(smoke_clone / ".dvc/cache")
+    tool(["dvc", "pull"], cwd=smoke_clone)
+
+    assert digests(models) == before
+    plan = tool(["snakemake", "-n"], cwd=smoke_clone)
+    assert "Nothing to be done" in plan.stdout, plan.stdout[-3000:]
+    assert stages_run(tool(["dvc", "repro"], cwd=smoke_clone).stdout) == set()
