@@ -33,8 +33,8 @@ rule flip_rate_baseline:
         "../../envs/opsa.yaml"
     threads: 2
     resources:
-        mem_mb=8000,
-        runtime=120,
+        mem_mb=mem_mb_by_scale(8000, 4000),
+        runtime=runtime_by_scale(120, 360),
         gpu=1,
     params:
         n_harmful=config["contexts"]["n_harmful"],
@@ -65,8 +65,8 @@ rule score_flip_rate:
         "../../envs/opsa.yaml"
     threads: 2
     resources:
-        mem_mb=8000,
-        runtime=240,
+        mem_mb=mem_mb_by_scale(8000, 8000),
+        runtime=runtime_by_scale(240, 720),
         gpu=1,
     params:
         shards=config["contexts"]["shards"],
@@ -116,8 +116,8 @@ rule search_contexts:
         "../../envs/opsa.yaml"
     threads: 2
     resources:
-        mem_mb=8000,
-        runtime=480,
+        mem_mb=mem_mb_by_scale(8000, 8000),
+        runtime=runtime_by_scale(480, 1440),
         gpu=1,
     params:
         search=as_json(config["contexts"]["search"]),

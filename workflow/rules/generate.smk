@@ -12,8 +12,8 @@ rule generate:
         "../../envs/opsa.yaml"
     threads: 2
     resources:
-        mem_mb=8000,
-        runtime=120,
+        mem_mb=mem_mb_by_scale(8000, 4000),
+        runtime=runtime_by_scale(120, 360),
         gpu=1,
     params:
         sampling=lambda wc: sampling_for(wc.dataset),

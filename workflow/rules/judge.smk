@@ -12,8 +12,9 @@ rule judge:
         "../../envs/opsa.yaml"
     threads: 2
     resources:
-        mem_mb=8000,
-        runtime=60,
+        mem_mb=judge_mem_mb,
+        runtime=120,
+        gpu=judge_gpus,
     params:
         spec=lambda wc: as_json(config["judges"][wc.judge]),
         judge_model=lambda wc, input: input.judge_model or "none",
@@ -40,8 +41,9 @@ rule validate_judge:
         "../../envs/opsa.yaml"
     threads: 2
     resources:
-        mem_mb=8000,
-        runtime=60,
+        mem_mb=judge_mem_mb,
+        runtime=120,
+        gpu=judge_gpus,
     params:
         spec=lambda wc: as_json(config["judges"][wc.judge]),
         judge_model=lambda wc, input: input.judge_model or "none",

@@ -9,8 +9,8 @@ rule prepare_model:
         "../../envs/opsa.yaml"
     threads: 2
     resources:
-        mem_mb=8000,
-        runtime=60,
+        mem_mb=mem_mb_by_scale(8000, 4000),
+        runtime=runtime_by_scale(60, 180),
     params:
         spec=lambda wc: as_json(config["models"][wc.model]),
     shell:

@@ -27,3 +27,35 @@ rule report:
         runtime=10,
     shell:
         "python -m opsa --threads {threads} report --evals {input:q} --out-dir results/report > {log} 2>&1"
+
+
+rule grid_report:
+    input:
+        evaluation_files(),
+    output:
+        csv="results/report/grid.csv",
+        md=report(
+            "results/report/grid.md",
+            caption="../report/grid.rst",
+            category="Summary",
+        ),
+    log:
+        "logs/grid_report/grid_report.log",
+    conda:
+        "../../envs/opsa.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    params:
+        method=config["grid_report"]["method"],
+        baseline=config["grid_report"]["baseline"],
+        published=as_json(config["grid_report"]["published_gains"]),
+        source=config["grid_report"].get("published_source", ""),
+        first_seed=training_seeds()[0],
+    shell:
+        "python -m opsa --threads {threads} grid-report --evals {input:q} "
+        "--method {params.method} --baseline {params.baseline} "
+        "--published {params.published:q} --source {params.source:q} "
+        "--first-seed {params.first_seed} "
+        "--out-dir results/report > {log} 2>&1"

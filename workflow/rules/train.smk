@@ -15,8 +15,8 @@ rule offpolicy_pairs:
         "../../envs/opsa.yaml"
     threads: 2
     resources:
-        mem_mb=8000,
-        runtime=240,
+        mem_mb=mem_mb_by_scale(8000, 8000),
+        runtime=runtime_by_scale(240, 720),
         gpu=1,
     params:
         sampling=as_json(config["training"]["offpolicy"]["sampling"]),
@@ -54,21 +54,23 @@ rule train_opsa:
         benign=training_set("train_benign"),
         contexts=chosen_contexts,
     output:
-        directory("results/models/{model}/opsa"),
+        directory("results/models/{model}/{variant}"),
     log:
-        "logs/train/{model}/opsa.log",
+        "logs/train/{model}/{variant}.log",
     benchmark:
-        "benchmarks/train/{model}/opsa.tsv"
+        "benchmarks/train/{model}/{variant}.tsv"
+    wildcard_constraints:
+        variant=r"opsa(-seed\d+)?",
     conda:
         "../../envs/opsa.yaml"
     threads: 2
     resources:
-        mem_mb=16000,
-        runtime=720,
-        gpu=1,
+        mem_mb=mem_mb_by_scale(16000, 12000),
+        runtime=runtime_by_scale(720, 2880),
+        gpu=train_gpus,
     params:
-        settings=as_json(training_settings("opsa")),
-        work_dir="results/checkpoints/{model}/opsa",
+        settings=lambda wc: as_json(training_settings("opsa", wc.variant)),
+        work_dir="results/checkpoints/{model}/{variant}",
     shell:
         "python -m opsa --threads {threads} train opsa --config {params.settings:q} "
         "--model-dir {input.model} --harmful {input.harmful} --benign {input.benign} "
@@ -81,23 +83,23 @@ rule train_sft:
         model="results/models/{model}/base",
         pairs=sft_pairs,
     output:
-        directory("results/models/{model}/{method}"),
+        directory("results/models/{model}/{variant}"),
     log:
-        "logs/train/{model}/{method}.log",
+        "logs/train/{model}/{variant}.log",
     benchmark:
-        "benchmarks/train/{model}/{method}.tsv"
+        "benchmarks/train/{model}/{variant}.tsv"
     wildcard_constraints:
-        method="offpolicy_sd|external_teacher",
+        variant=r"(offpolicy_sd|external_teacher)(-seed\d+)?",
     conda:
         "../../envs/opsa.yaml"
     threads: 2
     resources:
-        mem_mb=16000,
-        runtime=720,
-        gpu=1,
+        mem_mb=mem_mb_by_scale(16000, 12000),
+        runtime=runtime_by_scale(720, 2880),
+        gpu=train_gpus,
     params:
-        settings=as_json(training_settings("sft")),
-        work_dir="results/checkpoints/{model}/{method}",
+        settings=lambda wc: as_json(training_settings("sft", wc.variant)),
+        work_dir="results/checkpoints/{model}/{variant}",
     shell:
         "python -m opsa --threads {threads} train sft --config {params.settings:q} "
         "--model-dir {input.model} --pairs {input.pairs} --out-dir {output} "
