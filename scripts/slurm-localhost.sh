@@ -6,7 +6,8 @@
 #
 # The node has this machine's cores and memory and SLURM_LOCALHOST_GPUS (default 2) *fake*
 # GPUs: SLURM schedules `--gpus` requests on them, but no device is behind them, so jobs run
-# on the CPU. Accounting is off, so run Snakemake with `--slurm-status-command squeue`.
+# on the CPU. Accounting is off, so run Snakemake with `--slurm-status-command squeue`;
+# finished jobs stay visible to squeue and `scontrol show job` for an hour (MinJobAge).
 # Needs root (daemons, /etc/slurm, /etc/munge). State, logs and pid files go to
 # SLURM_LOCALHOST_DIR (default /tmp/opsa-slurm). Tested on Debian bookworm (slurm-wlm 22.05).
 set -euo pipefail
@@ -68,9 +69,8 @@ SelectTypeParameters=CR_Core_Memory
 AccountingStorageType=accounting_storage/none
 JobAcctGatherType=jobacct_gather/none
 ReturnToService=2
-MinJobAge=300
+MinJobAge=3600
 GresTypes=gpu
-AccountingStorageTRES=gres/gpu
 NodeName=$host CPUs=$cpus RealMemory=$mem Gres=gpu:$GPUS State=UNKNOWN
 PartitionName=debug Nodes=$host Default=YES MaxTime=INFINITE State=UP
 EOF
@@ -79,9 +79,15 @@ EOF
   printf '%s\n%s' "$MARK" "$lines" > /etc/slurm/gres.conf
 }
 
+answering() { timeout 5 sinfo >/dev/null 2>&1; }
+
 wait_idle() {
   for _ in $(seq 1 60); do
-    if sinfo -h -o '%t' 2>/dev/null | grep -qE '^(idle|mix)'; then return; fi
+    for daemon in slurmctld slurmd; do
+      kill -0 "$(cat "$STATE/$daemon.pid" 2>/dev/null || echo 0)" 2>/dev/null ||
+        die "$daemon exited: $(grep -m1 fatal "$STATE/$daemon.log" || tail -1 "$STATE/$daemon.log")"
+    done
+    if timeout 5 sinfo -h -o '%t' 2>/dev/null | grep -qE '^(idle|mix)'; then return; fi
     sleep 1
   done
   die "the node did not become idle in 60 s; see $STATE/slurmctld.log and $STATE/slurmd.log"
@@ -89,7 +95,7 @@ wait_idle() {
 
 start() {
   [ "$(id -u)" = 0 ] || die "run as root (it starts daemons and writes /etc/slurm)"
-  if sinfo >/dev/null 2>&1; then die "a SLURM controller is already answering; not starting another"; fi
+  if answering; then die "a SLURM controller is already answering; not starting another"; fi
   mkdir -p "$STATE"
   install_packages
   start_munge
@@ -111,6 +117,10 @@ stop_pid() {
 }
 
 stop() {
+  if [ -e "$CONF" ] && grep -qF "$MARK" "$CONF" && answering; then
+    timeout 10 squeue -h -t PENDING,RUNNING -o %i | xargs -r timeout 10 scancel  # ours only
+    sleep 2
+  fi
   stop_pid "$STATE/slurmd.pid"
   stop_pid "$STATE/slurmctld.pid"
   if [ -e "$STATE/started-munged" ]; then

@@ -1,6 +1,7 @@
 # Helpers for the workflow: config look-ups and input functions (no rules here).
 import json
 import re
+import shlex
 
 SAFETY_ROLES = ("eval_harmful", "eval_overrefusal")
 EVAL_ROLES = (*SAFETY_ROLES, "eval_reasoning")
@@ -239,6 +240,12 @@ def grid_report_files():
     """The grid report, when both the compared method and its baseline are trained."""
     compared = {config["grid_report"]["method"], config["grid_report"]["baseline"]}
     return ["results/report/grid.md"] if compared <= set(config["training"]["methods"]) else []
+
+
+def published_source_arg():
+    """`--source '...'` for the grid report, or nothing (Snakemake's :q renders "" as nothing)."""
+    source = config["grid_report"].get("published_source")
+    return f"--source {shlex.quote(source)}" if source else ""
 
 
 def final_outputs(wildcards):

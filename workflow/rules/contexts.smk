@@ -6,7 +6,7 @@ rule context_candidates:
     log:
         "logs/context_candidates/{model}.log",
     conda:
-        "../../envs/opsa.yaml"
+        "../../envs/cpu.yaml"
     threads: 1
     resources:
         mem_mb=4000,
@@ -30,10 +30,10 @@ rule flip_rate_baseline:
     benchmark:
         "benchmarks/flip_rate_baseline/{model}.tsv"
     conda:
-        "../../envs/opsa.yaml"
+        "../../envs/cuda.yaml"
     threads: 2
     resources:
-        mem_mb=mem_mb_by_scale(8000, 4000),
+        mem_mb=mem_mb_by_scale(4000, 4000),
         runtime=runtime_by_scale(120, 360),
         gpu=1,
     params:
@@ -62,10 +62,10 @@ rule score_flip_rate:
     benchmark:
         "benchmarks/score_flip_rate/{model}/shard{shard}.tsv"
     conda:
-        "../../envs/opsa.yaml"
+        "../../envs/cuda.yaml"
     threads: 2
     resources:
-        mem_mb=mem_mb_by_scale(8000, 8000),
+        mem_mb=mem_mb_by_scale(4000, 8000),
         runtime=runtime_by_scale(240, 720),
         gpu=1,
     params:
@@ -91,7 +91,7 @@ rule merge_flip_rates:
     log:
         "logs/merge_flip_rates/{model}.log",
     conda:
-        "../../envs/opsa.yaml"
+        "../../envs/cpu.yaml"
     threads: 1
     shell:
         "python -m opsa --threads {threads} flip-merge --scores {input:q} --out {output} "
@@ -113,10 +113,10 @@ rule search_contexts:
     benchmark:
         "benchmarks/search_contexts/{model}.tsv"
     conda:
-        "../../envs/opsa.yaml"
+        "../../envs/cuda.yaml"
     threads: 2
     resources:
-        mem_mb=mem_mb_by_scale(8000, 8000),
+        mem_mb=mem_mb_by_scale(4000, 8000),
         runtime=runtime_by_scale(480, 1440),
         gpu=1,
     params:
@@ -149,7 +149,7 @@ checkpoint select_context:
     log:
         "logs/select_context/{model}.log",
     conda:
-        "../../envs/opsa.yaml"
+        "../../envs/cpu.yaml"
     threads: 1
     params:
         selection=as_json(config["contexts"]["selection"]),
@@ -169,7 +169,7 @@ rule export_chosen_contexts:
         "logs/export_chosen_contexts/{model}/{harmful}--{benign}.log",
     threads: 1
     conda:
-        "../../envs/opsa.yaml"
+        "../../envs/cpu.yaml"
     shell:
         "cp {input} {output} 2> {log}"
 
@@ -187,7 +187,7 @@ rule plot_flip_rates:
     log:
         "logs/plot_flip_rates/{model}.log",
     conda:
-        "../../envs/opsa.yaml"
+        "../../envs/cpu.yaml"
     threads: 1
     params:
         rate=config["contexts"]["selection"]["tfr"],

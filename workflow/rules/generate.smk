@@ -9,10 +9,10 @@ rule generate:
     benchmark:
         "benchmarks/generate/{model}/{variant}/{dataset}.tsv"
     conda:
-        "../../envs/opsa.yaml"
+        "../../envs/cuda.yaml"
     threads: 2
     resources:
-        mem_mb=mem_mb_by_scale(8000, 4000),
+        mem_mb=mem_mb_by_scale(4000, 4000),
         runtime=runtime_by_scale(120, 360),
         gpu=1,
     params:

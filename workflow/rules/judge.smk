@@ -9,7 +9,7 @@ rule judge:
     benchmark:
         "benchmarks/judge/{model}/{variant}/{dataset}.{judge}.tsv"
     conda:
-        "../../envs/opsa.yaml"
+        "../../envs/cuda.yaml"
     threads: 2
     resources:
         mem_mb=judge_mem_mb,
@@ -38,7 +38,7 @@ rule validate_judge:
     benchmark:
         "benchmarks/validate_judge/{judge}.tsv"
     conda:
-        "../../envs/opsa.yaml"
+        "../../envs/cuda.yaml"
     threads: 2
     resources:
         mem_mb=judge_mem_mb,

@@ -20,7 +20,7 @@ rule report:
     log:
         "logs/report/report.log",
     conda:
-        "../../envs/opsa.yaml"
+        "../../envs/cpu.yaml"
     threads: 1
     resources:
         mem_mb=2000,
@@ -42,7 +42,7 @@ rule grid_report:
     log:
         "logs/grid_report/grid_report.log",
     conda:
-        "../../envs/opsa.yaml"
+        "../../envs/cpu.yaml"
     threads: 1
     resources:
         mem_mb=2000,
@@ -51,11 +51,11 @@ rule grid_report:
         method=config["grid_report"]["method"],
         baseline=config["grid_report"]["baseline"],
         published=as_json(config["grid_report"]["published_gains"]),
-        source=config["grid_report"].get("published_source", ""),
+        source=published_source_arg(),
         first_seed=training_seeds()[0],
     shell:
         "python -m opsa --threads {threads} grid-report --evals {input:q} "
         "--method {params.method} --baseline {params.baseline} "
-        "--published {params.published:q} --source {params.source:q} "
+        "--published {params.published:q} {params.source} "
         "--first-seed {params.first_seed} "
         "--out-dir results/report > {log} 2>&1"

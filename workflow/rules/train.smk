@@ -12,10 +12,10 @@ rule offpolicy_pairs:
     benchmark:
         "benchmarks/offpolicy_pairs/{model}.tsv"
     conda:
-        "../../envs/opsa.yaml"
+        "../../envs/cuda.yaml"
     threads: 2
     resources:
-        mem_mb=mem_mb_by_scale(8000, 8000),
+        mem_mb=mem_mb_by_scale(4000, 8000),
         runtime=runtime_by_scale(240, 720),
         gpu=1,
     params:
@@ -36,7 +36,7 @@ rule external_pairs:
     log:
         "logs/external_pairs/external_pairs.log",
     conda:
-        "../../envs/opsa.yaml"
+        "../../envs/cpu.yaml"
     threads: 1
     params:
         source=lambda wc: as_json(config["training"]["external"]["source"]),
@@ -62,10 +62,10 @@ rule train_opsa:
     wildcard_constraints:
         variant=r"opsa(-seed\d+)?",
     conda:
-        "../../envs/opsa.yaml"
+        "../../envs/cuda.yaml"
     threads: 2
     resources:
-        mem_mb=mem_mb_by_scale(16000, 12000),
+        mem_mb=mem_mb_by_scale(4000, 12000),
         runtime=runtime_by_scale(720, 2880),
         gpu=train_gpus,
     params:
@@ -91,10 +91,10 @@ rule train_sft:
     wildcard_constraints:
         variant=r"(offpolicy_sd|external_teacher)(-seed\d+)?",
     conda:
-        "../../envs/opsa.yaml"
+        "../../envs/cuda.yaml"
     threads: 2
     resources:
-        mem_mb=mem_mb_by_scale(16000, 12000),
+        mem_mb=mem_mb_by_scale(4000, 12000),
         runtime=runtime_by_scale(720, 2880),
         gpu=train_gpus,
     params:
