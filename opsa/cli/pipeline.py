@@ -167,3 +167,25 @@ def _report(a: argparse.Namespace) -> None:
     from opsa.report.summary import write_report
 
     write_report(a.evals, a.out_dir)
+
+
+def _grid_report_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--evals", type=Path, nargs="+", required=True)
+    p.add_argument("--method", required=True, help="the trained method, e.g. opsa")
+    p.add_argument("--baseline", required=True, help="the method it is compared to")
+    p.add_argument(
+        "--published", type=json_arg, default={}, help="published gains as JSON {model: points}"
+    )
+    p.add_argument("--source", default="", help="where the published gains come from")
+    p.add_argument(
+        "--first-seed", type=int, default=0, help="the seed of variants named by method alone"
+    )
+    p.add_argument("--out-dir", type=Path, required=True)
+
+
+@step("grid-report", _grid_report_args)
+def _grid_report(a: argparse.Namespace) -> None:
+    """Per model: composite gain of a method over a baseline across seeds, beside published."""
+    from opsa.report.grid import write_grid_report
+
+    write_grid_report(a.evals, a.out_dir, a.method, a.baseline, a.published, a.source, a.first_seed)

@@ -25,8 +25,8 @@ class ModelSpec(BaseModel):
     dtype: Literal["float32", "bfloat16", "float16"] = "float32"
     trust_remote_code: bool = False
     family: str | None = None  # descriptive, for grouping in reports
-    size: str | None = None
-    train_processes: int | None = Field(None, ge=1)  # overrides training.num_processes
+    size: str | None = None  # e.g. "0.6B": the workflow sizes jobs' memory and time by it
+    train_processes: int | None = Field(default=None, ge=1)  # the workflow's GPUs for training
 
 
 def resolve_gguf(source: str) -> tuple[Path, str] | None:

@@ -1,6 +1,7 @@
 # Helpers for the workflow: config look-ups and input functions (no rules here).
 import ast
 import json
+import re
 import shlex
 from pathlib import Path
 
@@ -20,9 +21,39 @@ def datasets_with_role(*roles):
     return [name for name, spec in config["datasets"].items() if spec["role"] in roles]
 
 
+def training_seeds():
+    """The training seeds: `training.seeds`, else the one seed of `training.common`."""
+    training = config["training"]
+    if "seeds" not in training:
+        return [training["common"].get("seed", 0)]
+    if "seed" in training["common"]:
+        raise ValueError("config: training.common.seed: give the seeds in training.seeds only")
+    return training["seeds"]
+
+
+def variant_name(method, seed):
+    """A trained variant's name: the first seed keeps the method's name ("opsa"), so adding
+    seeds later retrains nothing; every further seed s is "<method>-seed<s>"."""
+    return method if seed == training_seeds()[0] else f"{method}-seed{seed}"
+
+
+def method_of(variant):
+    return variant.partition("-seed")[0]
+
+
+def seed_of(variant):
+    method, marker, seed = variant.partition("-seed")
+    return int(seed) if marker else training_seeds()[0]
+
+
 def variants():
-    """The base model plus one variant per configured training method."""
-    return ["base", *config["training"]["methods"]]
+    """The base model plus one variant per configured training method and seed."""
+    trained = [
+        variant_name(method, seed)
+        for method in config["training"]["methods"]
+        for seed in training_seeds()
+    ]
+    return ["base", *trained]
 
 
 def model_dir(model, variant="base"):
@@ -333,7 +364,7 @@ def offpolicy_judge_input(wildcards):
 
 
 def sft_pairs(wildcards):
-    if wildcards.method == "offpolicy_sd":
+    if method_of(wildcards.variant) == "offpolicy_sd":
         return f"results/training_data/{wildcards.model}/offpolicy.jsonl"
     return "results/training_data/external.jsonl"
 
@@ -343,18 +374,65 @@ def external_n_argument():
     return f"--n {n}" if n else ""
 
 
-def training_settings(method):
-    """The settings of one method: the shared ones, then the method's own."""
+def training_settings(method, variant):
+    """The settings of one trained variant: the shared ones, the method's own, its seed."""
     training = config["training"]
     own = training["opsa"] if method == "opsa" else training["sft"]
-    return {**training["common"], **own}
+    return {**training["common"], **own, "seed": seed_of(variant)}
 
 
-def train_processes(wildcards):
-    """Data-parallel training processes for one model: `models.<name>.train_processes`, else
-    `training.num_processes` (over 1: `accelerate launch`, DeepSpeed on GPUs, gloo on CPUs)."""
-    model = config["models"][wildcards.model]
-    return model.get("train_processes", config["training"].get("num_processes", 1))
+# Resources by model scale, from `models.<name>.size` ("135M", "0.6B", "8B"). These are the
+# rules' defaults; a profile's set-resources replaces any of them for a rule (profiles/).
+SMALL_MODEL_BILLIONS = 2.0
+
+
+def billions(model):
+    """A model's parameter count in billions (0 when its `size` is not given)."""
+    size = config["models"][model].get("size")
+    if size is None:
+        return 0.0
+    match = re.fullmatch(r"(\d+(?:\.\d+)?)([MB])", size)
+    if not match:
+        raise ValueError(f"config: models.{model}.size: '{size}' is not like 135M or 0.6B")
+    return float(match[1]) / (1000.0 if match[2] == "M" else 1.0)
+
+
+def train_processes(model):
+    """Training processes (one per GPU): models.<name>.train_processes, else
+    training.num_processes."""
+    own = config["models"][model].get("train_processes")
+    return own or config["training"]["num_processes"]
+
+
+def train_gpus(wildcards):
+    return train_processes(wildcards.model)
+
+
+def judge_gpus(wildcards):
+    """One GPU for a guard-model judge, none for a pattern judge."""
+    return 1 if config["judges"][wildcards.judge].get("model") else 0
+
+
+def mem_mb_by_scale(base, per_billion):
+    """Host memory for a job on `{model}`: base + per_billion × the model's billions."""
+    return lambda wc: int(base + per_billion * billions(wc.model))
+
+
+def runtime_by_scale(small, large):
+    """Minutes for a job on `{model}`: `small` up to 2B parameters, `large` above."""
+    return lambda wc: small if billions(wc.model) <= SMALL_MODEL_BILLIONS else large
+
+
+def grid_report_files():
+    """The grid report, when both the compared method and its baseline are trained."""
+    compared = {config["grid_report"]["method"], config["grid_report"]["baseline"]}
+    return ["results/report/grid.md"] if compared <= set(config["training"]["methods"]) else []
+
+
+def published_source_arg():
+    """`--source '...'` for the grid report, or nothing (Snakemake's :q renders "" as nothing)."""
+    source = config["grid_report"].get("published_source")
+    return f"--source {shlex.quote(source)}" if source else ""
 
 
 def final_outputs(wildcards):
@@ -363,5 +441,11 @@ def final_outputs(wildcards):
         "results/report/summary.md",
         "results/report/summary.csv",
         "results/report/safety_vs_reasoning.png",
+        *grid_report_files(),
         *judge_validation_files(),
     ]
+
+
+def judge_mem_mb(wildcards):
+    model = config["judges"][wildcards.judge].get("model")
+    return int(4000 + 4000 * (billions(model) if model else 0.0))

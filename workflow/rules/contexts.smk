@@ -8,7 +8,7 @@ rule context_candidates:
     log:
         "logs/context_candidates/{model}.log",
     conda:
-        "../../envs/opsa.yaml"
+        "../../envs/cpu.yaml"
     threads: 1
     resources:
         mem_mb=4000,
@@ -33,11 +33,11 @@ rule flip_rate_baseline:
     benchmark:
         "benchmarks/flip_rate_baseline/{model}.tsv"
     conda:
-        "../../envs/opsa.yaml"
+        "../../envs/cuda.yaml"
     threads: 2
     resources:
-        mem_mb=8000,
-        runtime=120,
+        mem_mb=mem_mb_by_scale(4000, 4000),
+        runtime=runtime_by_scale(120, 360),
         gpu=1,
     params:
         run_on=runtime_args(),
@@ -95,11 +95,11 @@ rule score_flip_rate:
     benchmark:
         "benchmarks/score_flip_rate/{model}/shard{shard}.tsv"
     conda:
-        "../../envs/opsa.yaml"
+        "../../envs/cuda.yaml"
     threads: 2
     resources:
-        mem_mb=8000,
-        runtime=240,
+        mem_mb=mem_mb_by_scale(4000, 8000),
+        runtime=runtime_by_scale(240, 720),
         gpu=1,
     params:
         run_on=runtime_args(),
@@ -126,7 +126,7 @@ rule merge_flip_rates:
     log:
         "logs/merge_flip_rates/{model}.log",
     conda:
-        "../../envs/opsa.yaml"
+        "../../envs/cpu.yaml"
     threads: 1
     shell:
         "python -m opsa --threads {threads} flip-merge --scores {input.scores:q} --out {output} "
@@ -149,11 +149,11 @@ rule search_contexts:
     benchmark:
         "benchmarks/search_contexts/{model}.tsv"
     conda:
-        "../../envs/opsa.yaml"
+        "../../envs/cuda.yaml"
     threads: 2
     resources:
-        mem_mb=8000,
-        runtime=480,
+        mem_mb=mem_mb_by_scale(4000, 8000),
+        runtime=runtime_by_scale(480, 1440),
         gpu=1,
     params:
         run_on=runtime_args(),
@@ -187,7 +187,7 @@ checkpoint select_context:
     log:
         "logs/select_context/{model}.log",
     conda:
-        "../../envs/opsa.yaml"
+        "../../envs/cpu.yaml"
     threads: 1
     params:
         selection=as_json(config["contexts"]["selection"]),
@@ -207,7 +207,7 @@ rule export_chosen_contexts:
         "logs/export_chosen_contexts/{model}/{harmful}--{benign}.log",
     threads: 1
     conda:
-        "../../envs/opsa.yaml"
+        "../../envs/cpu.yaml"
     shell:
         "cp {input:q} {output:q} 2> {log}"
 
@@ -226,7 +226,7 @@ rule plot_flip_rates:
     log:
         "logs/plot_flip_rates/{model}.log",
     conda:
-        "../../envs/opsa.yaml"
+        "../../envs/cpu.yaml"
     threads: 1
     params:
         rate=config["contexts"]["selection"]["tfr"],

@@ -10,7 +10,7 @@ rule prepare_data:
     benchmark:
         "benchmarks/prepare_data/{dataset}.tsv"
     conda:
-        "../../envs/opsa.yaml"
+        "../../envs/cpu.yaml"
     threads: 1
     resources:
         mem_mb=4000,

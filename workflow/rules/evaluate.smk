@@ -8,7 +8,7 @@ rule evaluate:
     log:
         "logs/evaluate/{model}/{variant}/{dataset}.log",
     conda:
-        "../../envs/opsa.yaml"
+        "../../envs/cpu.yaml"
     threads: 1
     resources:
         mem_mb=2000,

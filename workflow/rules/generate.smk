@@ -10,11 +10,11 @@ rule generate:
     benchmark:
         "benchmarks/generate/{model}/{variant}/{dataset}.tsv"
     conda:
-        "../../envs/opsa.yaml"
+        "../../envs/cuda.yaml"
     threads: 2
     resources:
-        mem_mb=8000,
-        runtime=120,
+        mem_mb=mem_mb_by_scale(4000, 4000),
+        runtime=runtime_by_scale(120, 360),
         gpu=1,
     params:
         run_on=runtime_args(),

@@ -11,11 +11,12 @@ rule judge:
     benchmark:
         "benchmarks/judge/{model}/{variant}/{dataset}.{judge}.tsv"
     conda:
-        "../../envs/opsa.yaml"
+        "../../envs/cuda.yaml"
     threads: 2
     resources:
-        mem_mb=8000,
-        runtime=60,
+        mem_mb=judge_mem_mb,
+        runtime=120,
+        gpu=judge_gpus,
     params:
         run_on=runtime_args(),
         spec=lambda wc: as_json(config["judges"][wc.judge]),
@@ -43,11 +44,12 @@ rule validate_judge:
     benchmark:
         "benchmarks/validate_judge/{judge}.tsv"
     conda:
-        "../../envs/opsa.yaml"
+        "../../envs/cuda.yaml"
     threads: 2
     resources:
-        mem_mb=8000,
-        runtime=60,
+        mem_mb=judge_mem_mb,
+        runtime=120,
+        gpu=judge_gpus,
     params:
         run_on=runtime_args(),
         spec=lambda wc: as_json(config["judges"][wc.judge]),

@@ -8,11 +8,11 @@ rule prepare_model:
     benchmark:
         "benchmarks/prepare_model/{model}.tsv"
     conda:
-        "../../envs/opsa.yaml"
+        "../../envs/cpu.yaml"
     threads: 2
     resources:
-        mem_mb=8000,
-        runtime=60,
+        mem_mb=mem_mb_by_scale(4000, 4000),
+        runtime=runtime_by_scale(60, 180),
     params:
         spec=lambda wc: as_json(config["models"][wc.model]),
     shell:

@@ -22,10 +22,43 @@ rule report:
     log:
         "logs/report/report.log",
     conda:
-        "../../envs/opsa.yaml"
+        "../../envs/cpu.yaml"
     threads: 1
     resources:
         mem_mb=2000,
         runtime=10,
     shell:
         "python -m opsa --threads {threads} report --evals {input.evals:q} --out-dir results/report > {log} 2>&1"
+
+
+rule grid_report:
+    input:
+        evals=evaluation_files(),
+        code=package_code("grid-report"),
+    output:
+        csv="results/report/grid.csv",
+        md=report(
+            "results/report/grid.md",
+            caption="../report/grid.rst",
+            category="Summary",
+        ),
+    log:
+        "logs/grid_report/grid_report.log",
+    conda:
+        "../../envs/cpu.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    params:
+        method=config["grid_report"]["method"],
+        baseline=config["grid_report"]["baseline"],
+        published=as_json(config["grid_report"]["published_gains"]),
+        source=published_source_arg(),
+        first_seed=training_seeds()[0],
+    shell:
+        "python -m opsa --threads {threads} grid-report --evals {input.evals:q} "
+        "--method {params.method} --baseline {params.baseline} "
+        "--published {params.published:q} {params.source} "
+        "--first-seed {params.first_seed} "
+        "--out-dir results/report > {log} 2>&1"

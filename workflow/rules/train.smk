@@ -12,11 +12,11 @@ rule offpolicy_pairs:
     benchmark:
         "benchmarks/offpolicy_pairs/{model}.tsv"
     conda:
-        "../../envs/opsa.yaml"
+        "../../envs/cuda.yaml"
     threads: 2
     resources:
-        mem_mb=8000,
-        runtime=240,
+        mem_mb=mem_mb_by_scale(4000, 8000),
+        runtime=runtime_by_scale(240, 720),
         gpu=1,
     params:
         run_on=runtime_args(),
@@ -40,7 +40,7 @@ rule external_pairs:
     log:
         "logs/external_pairs/external_pairs.log",
     conda:
-        "../../envs/opsa.yaml"
+        "../../envs/cpu.yaml"
     threads: 1
     params:
         source=lambda wc: as_json(config["training"]["external"]["source"]),
@@ -58,23 +58,25 @@ rule train_opsa:
         contexts=chosen_contexts,
         code=package_code("train"),
     output:
-        directory("results/models/{model}/opsa"),
+        directory("results/models/{model}/{variant}"),
     log:
-        "logs/train/{model}/opsa.log",
+        "logs/train/{model}/{variant}.log",
     benchmark:
-        "benchmarks/train/{model}/opsa.tsv"
+        "benchmarks/train/{model}/{variant}.tsv"
+    wildcard_constraints:
+        variant=r"opsa(-seed\d+)?",
     conda:
-        "../../envs/opsa.yaml"
+        "../../envs/cuda.yaml"
     threads: 2
     resources:
-        mem_mb=16000,
-        runtime=720,
-        gpu=1,
+        mem_mb=mem_mb_by_scale(4000, 12000),
+        runtime=runtime_by_scale(720, 2880),
+        gpu=train_gpus,
     params:
         run_on=runtime_args(),
-        settings=as_json(training_settings("opsa")),
-        work_dir="results/checkpoints/{model}/opsa",
-        processes=train_processes,
+        settings=lambda wc: as_json(training_settings("opsa", wc.variant)),
+        work_dir="results/checkpoints/{model}/{variant}",
+        processes=train_gpus,
     shell:
         "python -m opsa --threads {threads} {params.run_on} train opsa --config {params.settings:q} "
         "--processes {params.processes} "
@@ -89,25 +91,25 @@ rule train_sft:
         pairs=sft_pairs,
         code=package_code("train"),
     output:
-        directory("results/models/{model}/{method}"),
+        directory("results/models/{model}/{variant}"),
     log:
-        "logs/train/{model}/{method}.log",
+        "logs/train/{model}/{variant}.log",
     benchmark:
-        "benchmarks/train/{model}/{method}.tsv"
+        "benchmarks/train/{model}/{variant}.tsv"
     wildcard_constraints:
-        method="offpolicy_sd|external_teacher",
+        variant=r"(offpolicy_sd|external_teacher)(-seed\d+)?",
     conda:
-        "../../envs/opsa.yaml"
+        "../../envs/cuda.yaml"
     threads: 2
     resources:
-        mem_mb=16000,
-        runtime=720,
-        gpu=1,
+        mem_mb=mem_mb_by_scale(4000, 12000),
+        runtime=runtime_by_scale(720, 2880),
+        gpu=train_gpus,
     params:
         run_on=runtime_args(),
-        settings=as_json(training_settings("sft")),
-        work_dir="results/checkpoints/{model}/{method}",
-        processes=train_processes,
+        settings=lambda wc: as_json(training_settings("sft", wc.variant)),
+        work_dir="results/checkpoints/{model}/{variant}",
+        processes=train_gpus,
     shell:
         "python -m opsa --threads {threads} {params.run_on} train sft --config {params.settings:q} "
         "--processes {params.processes} "
