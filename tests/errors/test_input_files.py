@@ -12,8 +12,8 @@ import pytest
 NOT_UTF8 = "naïve".encode("latin-1")  # b"na\xefve": not valid UTF-8
 
 
-def sets(source: dict[str, Any], role: str = "eval_harmful") -> str:
-    return json.dumps({"harmful": {"role": role, "sources": [source]}})
+def spec(source: dict[str, Any], role: str = "eval_harmful") -> str:
+    return json.dumps({"role": role, "sources": [source]})
 
 
 def write(path: Path, data: str | bytes) -> Path:
@@ -25,7 +25,11 @@ def write(path: Path, data: str | bytes) -> Path:
 
 
 def prepare(opsa, source: dict[str, Any], **env: str):
-    return opsa("prepare-data", "--sets", sets(source), "--out-dir", "out", **env)
+    """`prepare-data` of one set named harmful, as the rule runs it, into out/."""
+    return opsa(
+        "prepare-data", "--name", "harmful", "--spec", spec(source), "--out",
+        "out/harmful.jsonl", "--provenance", "out/provenance/harmful.json", **env,
+    )  # fmt: skip
 
 
 @pytest.mark.parametrize(
