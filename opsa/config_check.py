@@ -159,9 +159,9 @@ def check_references(config: dict[str, Any]) -> None:
         used[f"judge_validation.judges[{k}]"] = judge
     for where, judge in used.items():
         _defined(judge, judges, where, "judges")
-    for role in ("train_harmful", "train_benign"):
-        _one_set_with_role(config["datasets"], role)
     training = config["training"]
+    for role in ("train_harmful", "train_benign"):
+        _one_set_with_role(config["datasets"], role, required=bool(training["methods"]))
     if "external_teacher" in training["methods"] and "source" not in training["external"]:
         raise InputError(
             "config key 'training.external.source': method external_teacher needs a source "
@@ -192,9 +192,10 @@ def _judge_model(name: str, spec: dict[str, Any], models: dict[str, Any]) -> Non
     _defined(model, models, where, "models")
 
 
-def _one_set_with_role(datasets: dict[str, Any], role: str) -> None:
+def _one_set_with_role(datasets: dict[str, Any], role: str, required: bool) -> None:
+    """One set of a training role; none is allowed when nothing is trained."""
     names = [name for name, spec in datasets.items() if spec["role"] == role]
-    if len(names) != 1:
+    if len(names) > 1 or (required and not names):
         raise InputError(
             f"config key 'datasets': needs exactly one set with role {role} "
             f"(has {len(names)}{': ' + ', '.join(names) if names else ''})"

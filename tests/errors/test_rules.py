@@ -9,11 +9,21 @@ import pytest
 
 
 def test_failing_rule_shows_its_cause_on_the_terminal(embedded_config, snakemake, tmp_path):
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data/bad.jsonl").write_text('{"prompt": "a"}\n["b"]\n')
+    embedded_config["datasets"]["harmbench"]["sources"] = [{"path": "data/bad.jsonl"}]
+    run = snakemake(embedded_config, "results/data/harmbench.jsonl", dry_run=False)
+    run.error("prepare_data failed: opsa prepare-data: error: data/bad.jsonl:2:", "JSON object")
+    assert "logs/prepare_data/harmbench.log" in run.output
+    assert not list((tmp_path / "results").rglob("*harmbench*"))  # the training sets it reads stay
+
+
+def test_missing_data_file_is_named_before_anything_runs(embedded_config, snakemake, tmp_path):
     embedded_config["datasets"]["harmbench"]["sources"] = [{"path": "data/missing.txt"}]
-    run = snakemake(embedded_config, "prepare_data", dry_run=False)
-    run.error("prepare_data failed: opsa prepare-data: error: data/missing.txt: file not found")
-    assert "logs/prepare_data/prepare_data.log" in run.output
-    assert not list((tmp_path / "results").rglob("*.jsonl"))
+    run = snakemake(embedded_config, "results/data/harmbench.jsonl", dry_run=False)
+    assert run.returncode != 0 and "Missing input files for rule prepare_data" in run.output
+    assert "data/missing.txt" in run.output
+    assert not (tmp_path / "results").exists()
 
 
 @pytest.mark.parametrize("odd", ["with space", "semi;colon", "quote's; touch INJECTED"])

@@ -12,6 +12,7 @@ from opsa.judges.base import JudgeItem
 from opsa.judges.guard import LogprobGuardJudge, parse_harmbench
 from opsa.judges.spec import JudgeSpec, build_judge
 from opsa.judges.templates import PromptTemplate
+from opsa.models.runtime import Runtime, using
 
 ITEMS = [
     JudgeItem(
@@ -23,7 +24,10 @@ ITEMS = [
 
 @pytest.fixture(scope="module")
 def generator(embedded_model_dir):
-    return open_generator(embedded_model_dir, "judge")
+    """The HF backend (module-scoped, so outside the per-test HF runtime): the batching test
+    reads its padding and model."""
+    with using(Runtime(backend="hf")):
+        return open_generator(embedded_model_dir, "judge")
 
 
 def test_llama_guard_scores_are_the_renormalised_logprobs(generator):

@@ -62,7 +62,7 @@ rule judge_flip_rate_baseline:
     log:
         "logs/judge_flip_rate_baseline/{model}.log",
     conda:
-        "../../envs/opsa.yaml"
+        "../../envs/cuda.yaml"
     threads: 2
     resources:
         mem_mb=8000,
