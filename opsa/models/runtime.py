@@ -15,8 +15,9 @@ vLLM generated 3.7-4.4x more tokens/s than HF on this 2-core CPU at the pipeline
 shapes (README), so auto picks it wherever it imports. An explicit value is obeyed, or fails
 with one line (cuda asked on a machine without it, vllm asked where it is not installed): on
 a GPU machine nothing falls back to the CPU silently.
-Training asks for its own storage dtype (fp32 master weights) and computes in the runtime's
-dtype (`Placement.compute_dtype`, for autocast).
+Training asks for its own storage dtype (fp32 master weights for the student, `teacher_dtype`
+for the frozen teacher); whether it computes in bf16 is training's own setting
+(`training.common.mixed_precision`, autocast), not this dtype.
 
 The CLI makes the runtime of a step current (`using`); stages ask `current()`. Tests swap in a
 recording or overriding runtime the same way.
@@ -74,13 +75,11 @@ class RuntimeConfig(BaseModel):
 
 @dataclass(frozen=True)
 class Placement:
-    """Where and how one model runs. `dtype` stores the weights; `compute_dtype` is what the
-    forward pass runs in (they differ only for training's fp32 master weights)."""
+    """Where and how one model runs: its device, the dtype of its weights, its attention."""
 
     role: Role
     device: torch.device
     dtype: torch.dtype
-    compute_dtype: torch.dtype
     attention: str
 
 
@@ -115,13 +114,12 @@ class Runtime:
         return "sdpa"
 
     def placement(self, role: Role, dtype: str | None = None) -> Placement:
-        """The decision for one model; `dtype` overrides the storage dtype (training's fp32
-        master weights), the forward pass still computes in the runtime's dtype."""
+        """The decision for one model; `dtype` overrides the runtime's (training's fp32 master
+        weights and its teacher's `teacher_dtype`)."""
         if dtype is not None and dtype not in DTYPES:
             raise InputError(f"{role} dtype '{dtype}': expected one of {', '.join(DTYPES)}")
-        compute = self.compute_dtype()
-        storage = compute if dtype is None else getattr(torch, dtype)
-        return Placement(role, self.device(), storage, compute, self.attention())
+        storage = self.compute_dtype() if dtype is None else getattr(torch, dtype)
+        return Placement(role, self.device(), storage, self.attention())
 
     def backend(self, role: Role) -> Backend:
         """The generation backend for a model in `role`."""
@@ -157,8 +155,7 @@ class Runtime:
         p = self.placement(role, dtype)
         model = load_model(model_dir, p.dtype, p.attention, trust_remote_code).to(p.device)
         log.info(
-            "%s %s on %s (%s, compute %s, attention %s)",
-            role, model_dir, p.device, p.dtype, p.compute_dtype, p.attention,
+            "%s %s on %s (%s, attention %s)", role, model_dir, p.device, p.dtype, p.attention,
         )  # fmt: skip
         return model
 
