@@ -51,6 +51,7 @@ def validate_config(config: dict[str, Any], schema: str | Path) -> None:
     check_schema(config, schema)
     check_settings(config)
     check_references(config)
+    check_local_files(config)
 
 
 def load_config_files(paths: Iterable[str | Path]) -> dict[str, Any]:
@@ -200,3 +201,23 @@ def _one_set_with_role(datasets: dict[str, Any], role: str, required: bool) -> N
             f"config key 'datasets': needs exactly one set with role {role} "
             f"(has {len(names)}{': ' + ', '.join(names) if names else ''})"
         )
+
+
+def check_local_files(config: dict[str, Any]) -> None:
+    """The local files the config names for data and contexts exist (relative to the working
+    directory), so a typo stops the run before any rule instead of as Snakemake's missing
+    input report."""
+    named = [
+        (f"datasets.{name}.sources[{k}].path", source["path"])
+        for name, spec in config["datasets"].items()
+        for k, source in enumerate(spec["sources"])
+        if source.get("path")
+    ]
+    candidates = config["contexts"]["candidates"]
+    if candidates.get("grid") not in (None, "default"):
+        named.append(("contexts.candidates.grid", candidates["grid"]))
+    if candidates.get("user_file"):
+        named.append(("contexts.candidates.user_file", candidates["user_file"]))
+    for key, path in named:
+        if not Path(path).exists():
+            raise InputError(f"config key '{key}': {path}: file not found")
