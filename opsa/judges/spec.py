@@ -14,7 +14,8 @@ template as a user turn through the judge model's chat template; `on_unparsed` i
 (default: an InputError naming the judge and item) or "none" (record None labels). The
 llama_guard kind scores with one forward pass per batch of `batch_size`, so `max_new_tokens`
 only applies to the generating kinds. `max_response_tokens` sets the response
-tokens kept; `opening_chars` is refusal_pattern's window.
+tokens kept; `opening_chars` is refusal_pattern's window for refusal phrases and
+`opening_sentences` its window for refusal patterns (0: phrases only).
 
 refusal_pattern needs no model; every other kind needs `model` (a model key whose prepared
 directory the caller passes as `model_dir`).
@@ -73,6 +74,7 @@ class JudgeSpec(BaseModel):
     max_response_tokens: int | None = Field(None, ge=1)
     on_unparsed: Literal["error", "none"] = "error"
     opening_chars: int = Field(200, ge=1)
+    opening_sentences: int = Field(2, ge=0)
 
 
 def load_judge_spec(name: str, config: dict[str, Any]) -> JudgeSpec:
@@ -98,7 +100,9 @@ def build_judge(
     if spec.kind == "refusal_pattern":
         if spec.model is not None:
             raise InputError(f"judge '{name}': kind 'refusal_pattern' takes no model")
-        return RefusalPatternJudge(name=name, opening_chars=spec.opening_chars)
+        return RefusalPatternJudge(
+            name=name, opening_chars=spec.opening_chars, opening_sentences=spec.opening_sentences
+        )
     if spec.model is None or (model_dir is None and generator is None):
         raise InputError(
             f"judge '{name}': kind '{spec.kind}' needs a judge model ('model' and its directory)"

@@ -4,6 +4,13 @@ Labelled files:
 - JailbreakBench artifact JSON (`*.json`): {"jailbreaks": [{"goal", "response", "jailbroken",
   "index", ...}]}; the label is `jailbroken`; entries whose response is null are skipped.
 - JSONL (`*.jsonl`): rows {"prompt", "response", "unsafe": bool} and optionally "id".
+- Label references (`read_label_refs`): JSONL rows {"id", "source", "row", "refused": bool} that
+  point into benchmark files under a data root instead of copying their text: a STAR-1 JSON
+  (`id` = row; the response after the reasoning's `</think>`), a JailbreakBench artifact
+  (`index` = row) or a prompt CSV (`id` or `index` = row) with the response given inline as
+  "response" (a model's output generated for the check). Such a check labels refusals, so an
+  item's "unsafe" is "not refused": false_safe_rate is then the false-refusal rate and
+  false_unsafe_rate the missed-refusal rate.
 
 Metrics, with "unsafe" as the positive class: agreement (share of items where the judge's
 unsafe equals the label), false_safe_rate (share of truly unsafe responses judged safe),
@@ -14,6 +21,7 @@ of the rates.
 
 from __future__ import annotations
 
+import csv
 import logging
 import os
 from dataclasses import dataclass
@@ -68,6 +76,51 @@ def _read_generic(path: Path, key: str) -> list[Labelled]:
         item = JudgeItem(row["prompt"], row["response"], f"{key}:{row.get('id', n)}")
         out.append(Labelled(key, item, _label(row["unsafe"], path, "unsafe", item.id)))
     return out
+
+
+def read_label_refs(path: Path, data_root: Path) -> list[Labelled]:
+    """The labelled responses of a label-reference file, texts read from `data_root`."""
+    rows = read_jsonl(path)
+    require_columns(rows, ["id", "source", "row", "refused"], path)
+    sources: dict[str, dict[str, dict[str, Any]]] = {}
+    out = []
+    for row in rows:
+        if row["source"] not in sources:
+            sources[row["source"]] = _source_rows(data_root / row["source"])
+        found = sources[row["source"]].get(str(row["row"]))
+        if found is None:
+            raise InputError(f"{path}: id '{row['id']}': no row '{row['row']}' in {row['source']}")
+        prompt, response = found["prompt"], row.get("response", found["response"])
+        if response is None:
+            raise InputError(f"{path}: id '{row['id']}': {row['source']} holds no response")
+        refused = _label(row["refused"], path, "refused", row["id"])
+        out.append(Labelled(path.name, JudgeItem(prompt, response, row["id"]), not refused))
+    return out
+
+
+def _source_rows(path: Path) -> dict[str, dict[str, Any]]:
+    """{row id: {"prompt", "response"}} of one benchmark file (response None in a prompt CSV)."""
+    if not path.is_file():
+        raise InputError(f"{path}: labelled source not found")
+    if path.suffix == ".csv":
+        with path.open(newline="", encoding="utf-8") as f:
+            rows = list(csv.DictReader(f))
+        key = "id" if rows and "id" in rows[0] else "index"
+        text = "prompt" if rows and "prompt" in rows[0] else "goal"
+        require_columns(rows, [key, text], path)
+        return {r[key]: {"prompt": r[text], "response": None} for r in rows}
+    data = read_json(path)
+    if isinstance(data, dict) and isinstance(data.get("jailbreaks"), list):
+        rows = data["jailbreaks"]
+        require_columns(rows, ["index", "goal", "response"], path)
+        return {str(r["index"]): {"prompt": r["goal"], "response": r["response"]} for r in rows}
+    if isinstance(data, list):
+        require_columns(data, ["id", "question", "response"], path)
+        return {
+            str(r["id"]): {"prompt": r["question"], "response": r["response"].split("</think>")[-1]}
+            for r in data
+        }
+    raise InputError(f"{path}: neither a JailbreakBench artifact nor a STAR-1 style list")
 
 
 def _label(value: Any, path: Path, column: str, item_id: str) -> bool:
