@@ -83,6 +83,9 @@ def test_paper_config_validates() -> None:
     assert config["gsm8k"].sources[0].answer_format == "gsm8k"
     assert config["train_harmful"].sources[0].label_map["adversarial_harmful"] == "harmful"
     assert all(s.hub for spec in config.values() for s in spec.sources)
+    assert config["gpqa_diamond"].answer_type == "choice"
+    assert len(config["gpqa_diamond"].sources[0].choices.incorrect) == 3
+    assert (config["humaneval"].answer_type, config["mbpp"].answer_type) == ("humaneval", "mbpp")
 
 
 def test_evaluation_sets_lose_training_duplicates_and_training_stays_intact(
