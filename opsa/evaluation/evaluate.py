@@ -58,10 +58,11 @@ def evaluate_set(
     keys = kept_keys(generations, prompts, metric, prompts_path)
     if not keys:
         raise InputError(f"{prompts_path}: no prompt has label '{metric.label}' for {role}")
+    name = metric.name
     if metric.verdict is None and answer_type in CODE_TYPES:
         limits = code_limits or ExecLimits()
         items = executed_items(keys, generations, prompts, answer_type, prompts_path, limits)
-        judge = f"tests:{answer_type}"
+        judge, name = f"tests:{answer_type}", "pass@1"
     elif metric.verdict is None:
         items = graded_items(keys, generations, prompts, str(answer_type), prompts_path)
         judge = f"answer:{answer_type}"
@@ -84,7 +85,7 @@ def evaluate_set(
         "variant": variant,
         "set": set_name,
         "role": role,
-        "metric": metric.name,
+        "metric": name,
         "value": interval.mean,
         "ci_low": interval.low,
         "ci_high": interval.high,
@@ -103,7 +104,7 @@ def evaluate_set(
         set_name,
         model,
         variant,
-        metric.name,
+        name,
         interval.mean,
         interval.low,
         interval.high,

@@ -84,6 +84,7 @@ def test_canonical_solutions_pass_and_misplaced_ones_fail(tmp_path: Path) -> Non
     passed = {k for k, item in enumerate(items) if item["value"] == 1.0}
     assert passed == right, [items[k]["detail"] for k in right - passed]
     assert record["value"] == 0.5 and record["judge"] == "tests:humaneval"
+    assert record["metric"] == "pass@1"
     assert {item["status"] for item in items} == {"passed", "failed"}
 
 
