@@ -118,3 +118,22 @@ def test_a_code_set_without_its_test_columns_fails_at_preparation(tmp_path: Path
     with pytest.raises(InputError, match="has no 'test' .*meta_columns"):
         prepared(tmp_path, {**SPEC, "sources": [source]})
     assert not (tmp_path / "humaneval.jsonl").exists()
+
+
+@pytest.mark.slow
+def test_every_humaneval_canonical_solution_passes(tmp_path: Path) -> None:
+    """All 164 problems, each program run for real (8 to 30 s here, with the machine's load):
+    a chat answer holding the canonical function passes, so a failure is the model's, not the
+    harness's."""
+    from opsa.evaluation.code_exec import run_program
+    from opsa.evaluation.programs import checking_program
+
+    rows = prepared(tmp_path, {**SPEC, "n": None})
+    assert len(rows) == 164
+    failed = {}
+    for row in rows:
+        response = chat_answer(row, row["meta"]["canonical_solution"])
+        result = run_program(checking_program("humaneval", response, row["meta"]))
+        if result.status != "passed":
+            failed[row["id"]] = result.detail
+    assert not failed, failed
