@@ -6,8 +6,8 @@ Each run gets, from the outside in:
   kernel allows unprivileged user namespaces (`sandbox()` says; otherwise the
   network is reachable and only the audit hook below stands in the way);
 - its own process group, killed as a whole at the wall-clock limit;
-- resource limits set before the interpreter starts: address space, CPU seconds, file size,
-  and processes (the program's user may start no further process or thread);
+- resource limits, set by the guard before the program's first line: address space, CPU
+  seconds, file size, and processes (the program may start no further process or thread);
 - when this process is root, the unprivileged user `nobody` (so the file system's own
   permissions apply);
 - an environment of PATH, LANG, HOME and TMPDIR only (no proxies, no tokens), and `python -I -B`
@@ -23,7 +23,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
-import resource
 import secrets
 import shutil
 import signal
@@ -33,7 +32,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Literal
+from typing import IO, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -71,7 +70,7 @@ def run_program(source: str, limits: ExecLimits | None = None) -> ExecResult:
         shutil.copyfile(GUARD, work / "guard.py")  # readable by the user it runs as
         if os.geteuid() == 0:
             os.chown(work, NOBODY, NOBODY)
-        command = _command()
+        command = [*_command(), *_limit_args(limits)]
         start = time.perf_counter()
         with open(work / ".stdout", "wb") as out, open(work / ".stderr", "wb") as err:
             returncode = _run(command, work, token, limits, out, err)
@@ -97,7 +96,7 @@ def _run(
         stdout=out,
         stderr=err,
         start_new_session=True,
-        preexec_fn=functools.partial(_confine, limits),
+        **_as_user(),
     )
     assert proc.stdin is not None
     with contextlib.suppress(BrokenPipeError):
@@ -117,21 +116,18 @@ def _environment(work: Path) -> dict[str, str]:
     return {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "HOME": str(work), "TMPDIR": str(work)}
 
 
-def _confine(limits: ExecLimits) -> None:
-    """In the child before exec: drop root, then the resource limits (processes last, so the
-    exec itself is not refused)."""
-    if os.geteuid() == 0:
-        os.setgroups([])
-        os.setgid(NOBODY)
-        os.setuid(NOBODY)
+def _as_user() -> dict[str, Any]:
+    """Popen's arguments that drop root to `nobody` in the child (set in C: no preexec_fn,
+    which is unsafe in a process with threads)."""
+    if os.geteuid() != 0:
+        return {}
+    return {"user": NOBODY, "group": NOBODY, "extra_groups": []}
+
+
+def _limit_args(limits: ExecLimits) -> list[str]:
+    """The guard's arguments: address space and file size in bytes, CPU seconds."""
     cpu = int(limits.timeout_s) + 1
-    resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu))
-    memory = limits.memory_mb * MIB
-    resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
-    size = limits.file_mb * MIB
-    resource.setrlimit(resource.RLIMIT_FSIZE, (size, size))
-    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-    resource.setrlimit(resource.RLIMIT_NPROC, (0, 0))
+    return [str(limits.memory_mb * MIB), str(limits.file_mb * MIB), str(cpu)]
 
 
 @dataclass(frozen=True)
@@ -159,7 +155,7 @@ def sandbox() -> Sandbox:
 
 
 def _runs(command: list[str]) -> bool:
-    """Whether `command` runs and exits 0 under the same confinement as a program."""
+    """Whether `command` runs and exits 0 as the user programs run as."""
     try:
         done = subprocess.run(
             command,
@@ -167,7 +163,7 @@ def _runs(command: list[str]) -> bool:
             env=_environment(Path(tempfile.gettempdir())),
             capture_output=True,
             timeout=30,
-            preexec_fn=functools.partial(_confine, ExecLimits()),
+            **_as_user(),
         )
     except (OSError, subprocess.SubprocessError):
         return False

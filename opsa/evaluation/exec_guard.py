@@ -1,15 +1,18 @@
 """The child side of `code_exec`: run one program file under an audit hook, then print a token.
 
-Run as `python -I -B exec_guard.py PROGRAM` in the program's own working directory, with the
-run's token as the first line of stdin. It imports only the standard library. Once the hook is
-in place the program may read files but write only inside its working directory, and may not
-start processes, send signals, open sockets or load C code through ctypes; any of these raises
-PermissionError in the program. The token is printed only when the program ran to its end, so
+Run as `python -I -B exec_guard.py PROGRAM MEMORY_BYTES FILE_BYTES CPU_SECONDS` in the
+program's own working directory, with the run's token as the first line of stdin. It imports
+only the standard library. It first sets the resource limits (address space, file size, CPU
+time, no core files, no new processes or threads), then installs the audit hook: the program
+may read files but write only inside its working directory, and may not start processes, send
+signals, open sockets or load C code through ctypes; any of these raises PermissionError in
+the program. The token is printed only when the program ran to its end, so
 an early `sys.exit(0)` or `os._exit(0)` in a solution never counts as passing; the program
 cannot read the token, which stdin held and the guard consumed.
 """
 
 import os
+import resource
 import sys
 
 DENIED = frozenset(
@@ -78,8 +81,21 @@ def install(root: str) -> None:
     sys.addaudithook(hook)
 
 
+def limit(memory: int, file_size: int, cpu: int) -> None:
+    """Hard limits, which the program cannot raise again."""
+    for kind, value in (
+        (resource.RLIMIT_AS, memory),
+        (resource.RLIMIT_FSIZE, file_size),
+        (resource.RLIMIT_CPU, cpu),
+        (resource.RLIMIT_CORE, 0),
+        (resource.RLIMIT_NPROC, 0),
+    ):
+        resource.setrlimit(kind, (value, value))
+
+
 def main() -> None:
-    program = sys.argv[1]
+    program, memory, file_size, cpu = sys.argv[1], *map(int, sys.argv[2:5])
+    limit(memory, file_size, cpu)
     token = sys.stdin.readline().strip()
     with open(program, encoding="utf-8") as f:
         code = compile(f.read(), program, "exec")
