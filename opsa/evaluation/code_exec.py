@@ -36,7 +36,9 @@ from typing import IO, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-GUARD = Path(__file__).with_name("exec_guard.py")
+from opsa.evaluation import exec_guard
+
+GUARD = Path(exec_guard.__file__)  # imported, so the workflow counts it as evaluate's code
 NOBODY = 65534
 MIB = 1024 * 1024
 Status = Literal["passed", "failed", "timed_out"]
