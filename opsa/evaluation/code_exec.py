@@ -36,6 +36,7 @@ from typing import IO, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from opsa.errors import InputError
 from opsa.evaluation import exec_guard
 
 GUARD = Path(exec_guard.__file__)  # imported, so the workflow counts it as evaluate's code
@@ -149,7 +150,7 @@ def sandbox() -> Sandbox:
     candidates = [sys.executable, "/usr/bin/python3"] if os.geteuid() == 0 else [sys.executable]
     python = next((c for c in candidates if _runs([c, "-I", "-c", "pass"])), None)
     if python is None:
-        raise RuntimeError(f"code execution: user nobody can run none of {candidates}")
+        raise InputError(f"code execution: the user nobody can run none of {candidates}")
     unshare = shutil.which("unshare")
     isolated = unshare is not None and _runs([unshare, "--user", "--net", python, "-I", "-c", ""])
     user = "nobody" if os.geteuid() == 0 else str(os.environ.get("USER", os.geteuid()))
@@ -190,7 +191,9 @@ def _failure(returncode: int, stderr_last: str) -> str:
     if stderr_last:
         return stderr_last
     if returncode < 0:
-        return f"killed by {signal.Signals(-returncode).name}"
+        number = -returncode
+        name = signal.Signals(number).name if number in signal.valid_signals() else number
+        return f"killed by signal {name}"
     if returncode == 0:
         return "exited before its end"
     return f"exit code {returncode}"

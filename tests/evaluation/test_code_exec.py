@@ -117,3 +117,8 @@ def test_as_root_programs_run_as_nobody_and_cannot_read_root_only_files(tmp_path
     secret.chmod(0o600)
     result = run_program(f"open({str(secret)!r}).read()\n", FAST)
     assert result.status == "failed" and "PermissionError" in result.detail
+
+
+def test_a_program_killed_by_a_signal_fails_naming_it() -> None:
+    result = run_program("import signal\nsignal.raise_signal(signal.SIGKILL)\n", FAST)
+    assert (result.status, result.detail) == ("failed", "killed by signal SIGKILL")
