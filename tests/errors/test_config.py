@@ -90,6 +90,14 @@ CASES = {
         _set("datasets.arithmetic.sources", [{"builtin": "benign", "size": 10}]),
         ["datasets.arithmetic.sources[0]", "size/seed"],
     ),
+    "code execution limit out of range": (
+        _set("evaluation.code_execution", {"timeout_s": 0}),
+        ["config key 'evaluation.code_execution.timeout_s'"],
+    ),
+    "bad prompt template": (
+        _set("datasets.arithmetic.sources", [{"builtin": "arithmetic", "prompt_template": "{a"}]),
+        ["datasets.arithmetic.sources[0]", "prompt_template"],
+    ),
 }
 
 

@@ -115,3 +115,30 @@ def test_math_equivalence_off_the_main_thread() -> None:
     worker.start()
     worker.join()
     assert results == [True]
+
+
+@pytest.mark.parametrize(
+    ("response", "letter"),
+    [
+        ("Reasoning...\nAnswer: B", "B"),
+        ("**Answer:** (C)", "C"),
+        ("so the answer is (D).", "D"),
+        ("Answer: $A$", "A"),
+        ("Answer: A at first, but rechecking...\nAnswer: C", "C"),
+        ("Thus \\boxed{C}", "C"),
+        ("\\boxed{\\text{B}}", "B"),
+        ("Answer: Because the field is uniform", None),
+        ("\\boxed{42}", None),
+        ("no letter given", None),
+    ],
+)
+def test_choice_extraction(response: str, letter: str | None) -> None:
+    assert extract_answer(response, "choice") == letter
+
+
+def test_choice_scoring_and_references() -> None:
+    assert reference_answer("B", "choice") == "B"
+    assert is_correct("B", "B", "choice") and not is_correct("A", "B", "choice")
+    assert not is_correct(None, "B", "choice")
+    with pytest.raises(ValueError, match="not a choice letter"):
+        reference_answer("Paris", "choice")

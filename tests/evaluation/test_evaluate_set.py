@@ -162,6 +162,18 @@ def test_math_accuracy(tmp_path: Path) -> None:
     assert record["value"] == pytest.approx(2 / 4)
 
 
+def test_multiple_choice_mean_pass_at_1_over_samples(tmp_path: Path) -> None:
+    prompts = [prompt("g1", "benign", "B"), prompt("g2", "benign", "D")]
+    gens = [
+        generation("g1", 0, "...\nAnswer: B"),
+        generation("g1", 1, "Answer: C"),
+        generation("g2", 0, "so \\boxed{D}"),
+        generation("g2", 1, "I cannot tell"),
+    ]
+    record = run(tmp_path, "eval_reasoning", files(tmp_path, prompts, gens, None), "choice")
+    assert record["value"] == pytest.approx(2 / 4) and record["judge"] == "answer:choice"
+
+
 def one_line_error(tmp_path: Path, role: str, paths: tuple, answer_type: str | None = None) -> str:
     with pytest.raises(InputError) as caught:
         run(tmp_path, role, paths, answer_type)

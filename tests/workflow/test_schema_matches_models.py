@@ -13,7 +13,8 @@ from opsa.contexts.candidates import CandidatesConfig
 from opsa.contexts.search import SearchConfig
 from opsa.contexts.select import SelectionConfig
 from opsa.data.prepare import SetSpec
-from opsa.data.sources import SourceSpec
+from opsa.data.sources import ChoiceSpec, SourceSpec
+from opsa.evaluation.code_exec import ExecLimits
 from opsa.generation.engine import SamplingParams
 from opsa.judges.spec import JudgeSpec
 from opsa.models.reference import ModelSpec
@@ -37,6 +38,8 @@ def fields(model: type[BaseModel], minus: type[BaseModel] | None = None) -> set[
     [
         (DEFS["sampling"], SamplingParams, None),
         (DEFS["source"], SourceSpec, None),
+        (DEFS["source"]["properties"]["choices"], ChoiceSpec, None),
+        (PROPS["evaluation"]["properties"]["code_execution"], ExecLimits, None),
         (DEFS["dataset"], SetSpec, None),
         (DEFS["judge"], JudgeSpec, None),
         (DEFS["train_common"], TrainConfig, None),

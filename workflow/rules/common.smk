@@ -84,8 +84,13 @@ def runtime_args():
 
 
 def sampling_for(dataset):
-    role = config["datasets"][dataset]["role"]
-    key = "reasoning" if role == "eval_reasoning" else "safety"
+    """A set's decoding: `generation.code` for code sets (answer_type humaneval or mbpp),
+    `generation.reasoning` for the other reasoning sets, `generation.safety` otherwise."""
+    spec = config["datasets"][dataset]
+    if spec.get("answer_type") in ("humaneval", "mbpp"):
+        key = "code"
+    else:
+        key = "reasoning" if spec["role"] == "eval_reasoning" else "safety"
     return as_json(config["generation"][key])
 
 

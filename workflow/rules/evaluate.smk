@@ -20,10 +20,11 @@ rule evaluate:
         ),
         judgments=lambda wc, input: input.get("judgments", "none"),
         bootstrap=config["evaluation"]["bootstrap"],
+        code_limits=as_json(config["evaluation"]["code_execution"]),
         seed=config["seed"],
     shell:
         "python -m opsa --threads {threads} evaluate --role {params.role:q} --prompts {input.prompts} "
         "--generations {input.generations} --judgments {params.judgments:q} "
         "--answer-type {params.answer_type:q} --model {wildcards.model} "
         "--variant {wildcards.variant} --dataset {wildcards.dataset} "
-        "--bootstrap {params.bootstrap:q} --seed {params.seed:q} --out {output.metric} --items {output.per_item} > {log} 2>&1"
+        "--bootstrap {params.bootstrap:q} --seed {params.seed:q} --code-limits {params.code_limits:q} --out {output.metric} --items {output.per_item} > {log} 2>&1"
