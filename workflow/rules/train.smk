@@ -2,7 +2,7 @@ rule offpolicy_pairs:
     input:
         unpack(offpolicy_judge_input),
         unpack(training_sets),
-        model="results/models/{model}/base",
+        model=ancient("results/models/{model}/base"),
         contexts=chosen_contexts,
         code=package_code("offpolicy-pairs"),
     output:
@@ -54,7 +54,7 @@ rule external_pairs:
 rule train_opsa:
     input:
         unpack(training_sets),
-        model="results/models/{model}/base",
+        model=ancient("results/models/{model}/base"),
         contexts=chosen_contexts,
         code=package_code("train"),
     output:
@@ -87,7 +87,7 @@ rule train_opsa:
 
 rule train_sft:
     input:
-        model="results/models/{model}/base",
+        model=ancient("results/models/{model}/base"),
         pairs=sft_pairs,
         code=package_code("train"),
     output:
