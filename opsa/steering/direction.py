@@ -10,6 +10,7 @@ the answer). Each prompt runs alone (no padding), so the means are exact.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,12 @@ from safetensors.torch import save_file
 
 from opsa.contexts.placement import render_prompt
 from opsa.errors import InputError
+from opsa.models import runtime
+from opsa.models.load import load_tokenizer
 from opsa.records import atomic_path
+from opsa.steering.prompts import prompt_texts
+
+log = logging.getLogger(__name__)
 
 
 class DirectionSettings(BaseModel):
@@ -102,3 +108,26 @@ def extract_direction(
         model, tokenizer, harmless, layer, settings.position
     )
     return RefusalDirection(diff.float().cpu(), layer, settings.position)
+
+
+def write_direction(
+    model_dir: str | Path,
+    harmful_path: str | Path,
+    harmless_path: str | Path,
+    settings: DirectionSettings,
+    out: str | Path,
+    trust_remote_code: bool = False,
+) -> RefusalDirection:
+    """Extract the direction of the model in `model_dir` (on the runtime's teacher placement)
+    from two prompt sets, and save it to `out`."""
+    harmful = prompt_texts(harmful_path, settings.max_prompts)
+    harmless = prompt_texts(harmless_path, settings.max_prompts)
+    model = runtime.current().load_model(model_dir, "teacher", trust_remote_code)
+    tokenizer = load_tokenizer(model_dir, trust_remote_code)
+    direction = extract_direction(model, tokenizer, harmful, harmless, settings)
+    direction.save(out, {"harmful": len(harmful), "harmless": len(harmless)})
+    log.info(
+        "refusal direction: layer %d, position %d, norm %.3f, from %d harmful and %d harmless",
+        direction.layer, direction.position, direction.vector.norm(), len(harmful), len(harmless),
+    )  # fmt: skip
+    return direction

@@ -11,6 +11,7 @@ positions after a sampled stop token are left out.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,8 +22,12 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from opsa.contexts.placement import render_prompt
 from opsa.errors import InputError
-from opsa.records import read_json, write_json
+from opsa.models import runtime
+from opsa.models.load import load_tokenizer
+from opsa.records import atomic_path, read_json, write_json
+from opsa.steering.direction import RefusalDirection
 from opsa.steering.hook import Steering, steered
+from opsa.steering.prompts import prompt_texts
 
 
 class TokenSelection(BaseModel):
@@ -150,9 +155,61 @@ def stop_ids(tokenizer: Any) -> set[int]:
     return {i for i in ids if i is not None}
 
 
+def write_token_set(
+    model_dir: str | Path,
+    prompts_path: str | Path,
+    direction_path: str | Path,
+    coefficient: float,
+    settings: TokenSelection,
+    seed: int,
+    out: str | Path,
+    summary: str | Path,
+    trust_remote_code: bool = False,
+) -> list[SafetyToken]:
+    """Select the safety tokens of the model in `model_dir` steered by the saved direction, on
+    the prompts of `prompts_path`; write them with their settings to `out` (JSON) and as a
+    table to `summary` (Markdown, for the report)."""
+    prompts = prompt_texts(prompts_path, settings.max_prompts)
+    steering = Steering(RefusalDirection.load(direction_path), coefficient)
+    model = runtime.current().load_model(model_dir, "teacher", trust_remote_code)
+    tokenizer = load_tokenizer(model_dir, trust_remote_code)
+    tokens = select_safety_tokens(model, tokenizer, prompts, steering, settings, seed)
+    meta = {"coefficient": coefficient, "seed": seed, "prompts": len(prompts)}
+    d = steering.direction
+    meta |= {"layer": d.layer, "position": d.position, "direction_norm": float(d.vector.norm())}
+    meta |= {"selection": settings.model_dump()}
+    write_safety_tokens(out, tokens, meta)
+    write_text(summary, token_table(tokens, meta))
+    return tokens
+
+
+def token_table(tokens: list[SafetyToken], meta: dict) -> str:
+    """The direction and the token set as Markdown: what the SafeSteer teacher promotes."""
+    lines = [
+        "# SafeSteer: refusal direction and safety tokens",
+        "",
+        f"Direction: input of decoder layer {meta['layer']}, prompt position "
+        f"{meta['position']}, norm {meta['direction_norm']:.3f}; steering coefficient "
+        f"{meta['coefficient']}. Vote: {meta['prompts']} prompts, seed {meta['seed']}, "
+        f"settings `{json.dumps(meta['selection'])}`.",
+        "",
+        "| rank | id | token | votes | mean log-prob shift |",
+        "|---:|---:|---|---:|---:|",
+    ]
+    for rank, t in enumerate(tokens, 1):
+        text = json.dumps(t.text, ensure_ascii=False)[1:-1].replace("|", "\\|")
+        lines.append(f"| {rank} | {t.id} | `{text}` | {t.votes} | {t.mean_shift:+.3f} |")
+    return "\n".join(lines) + "\n"
+
+
 def write_safety_tokens(path: str | Path, tokens: list[SafetyToken], meta: dict) -> None:
     """JSON: the selection's settings and every token with its decoded text."""
     write_json(path, {**meta, "tokens": [t.__dict__ for t in tokens]})
+
+
+def write_text(path: str | Path, text: str) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
 
 
 def read_safety_token_ids(path: str | Path) -> list[int]:
