@@ -12,7 +12,7 @@ from opsa.cli import (
     judge_args,
     step,
 )
-from opsa.errors import validated
+from opsa.errors import InputError, validated
 from opsa.hub import hub_offline
 
 
@@ -89,7 +89,6 @@ METHOD_INPUTS = {
 def with_safety_tokens(data: dict, tokens_path: Path | None, where: str) -> dict:
     """SafeSteer's token ids come from the selection file, or from the config (a relaunched
     process), never from both."""
-    from opsa.errors import InputError
     from opsa.steering.tokens import read_safety_token_ids
 
     if tokens_path is None:

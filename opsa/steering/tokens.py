@@ -4,9 +4,10 @@ SafeSteer's selection, on the steered trajectory: for each prompt, `samples` con
 `positions - 1` tokens are sampled (seeded) from the *steered* model; the steered and the base
 model then score the same ids, and at each of the first `positions` answer positions every
 sample votes for the `inner_top_k` entries with the largest log-probability shift
-log p_steered - log p_base. The `count` entries with the most votes (ties: larger total shift,
-then smaller id) are the token set the loss is restricted to. Special tokens never vote;
-positions after a sampled stop token are left out.
+log p_steered - log p_base. The `count` entries with the most votes (ties: larger mean shift,
+then smaller id) are the token set the loss is restricted to. Special tokens, and entries whose
+mean steered probability is under `min_steered_prob`, never get votes; positions after a
+sampled stop token are left out.
 """
 
 from __future__ import annotations
@@ -39,6 +40,9 @@ class TokenSelection(BaseModel):
     temperature: float = Field(1.0, gt=0.0)
     inner_top_k: int = Field(200, ge=1, description="entries each sample votes for per position")
     max_prompts: int | None = Field(16, ge=1, description="prompts that vote (None: all)")
+    min_steered_prob: float = Field(
+        1e-6, ge=0.0, lt=1.0, description="entries the steered model says less often never win"
+    )
 
     @model_validator(mode="after")
     def _enough_votes(self) -> TokenSelection:
@@ -55,36 +59,55 @@ class SafetyToken:
     text: str
     votes: int
     mean_shift: float  # mean log p_steered - log p_base over the voting records
+    steered_p: float  # mean probability under the steered model over the records
+    base_p: float  # the same under the base model
 
 
 class Ballot:
-    """Votes and summed shifts over the vocabulary."""
+    """The voting records (one per sample and answer position) and the mean probabilities.
 
-    def __init__(self, vocab: int, banned: list[int]) -> None:
-        self.votes = torch.zeros(vocab, dtype=torch.long)
-        self.shift = torch.zeros(vocab, dtype=torch.float64)
-        self.records = 0
+    Entries whose mean steered probability is under `min_steered_prob` never win (as in
+    SafeSteer: a log-ratio is largest for entries lifted from nearly nothing, rare sub-words
+    the teacher still almost never says)."""
+
+    def __init__(self, banned: list[int]) -> None:
+        self.deltas: list[torch.Tensor] = []  # [n, V] float32 each
+        self.steered_p: torch.Tensor | float = 0.0
+        self.base_p: torch.Tensor | float = 0.0
         self.banned = torch.tensor(sorted(banned), dtype=torch.long)
 
-    def add(self, delta: torch.Tensor, inner_top_k: int) -> None:
-        """One record per row of `delta` [n, V]: a vote for its top entries."""
-        delta = delta.double().cpu()
-        delta[:, self.banned] = -torch.inf
-        top = delta.topk(min(inner_top_k, delta.shape[-1]), dim=-1).indices.reshape(-1)
-        self.votes.scatter_add_(0, top, torch.ones_like(top))
-        self.shift += torch.where(torch.isfinite(delta), delta, 0.0).sum(0)
-        self.records += delta.shape[0]
+    def add(self, steered_logp: torch.Tensor, base_logp: torch.Tensor) -> None:
+        self.deltas.append((steered_logp - base_logp).float())
+        self.steered_p = self.steered_p + steered_logp.double().exp().sum(0)
+        self.base_p = self.base_p + base_logp.double().exp().sum(0)
 
-    def winners(self, count: int) -> list[tuple[int, int, float]]:
-        """(id, votes, mean shift) of the `count` best, in a deterministic order."""
-        order = sorted(
-            (i for i in self.votes.nonzero().flatten().tolist()),
-            key=lambda i: (-int(self.votes[i]), -float(self.shift[i]), i),
+    def winners(self, settings: TokenSelection) -> list[tuple[int, int, float, float, float]]:
+        """(id, votes, mean shift, mean steered p, mean base p) of the `settings.count` best:
+        most votes, then the larger mean shift, then the smaller id."""
+        delta = torch.cat(self.deltas)
+        n = delta.shape[0]
+        steered_p, base_p = self.steered_p / n, self.base_p / n
+        allowed = steered_p >= settings.min_steered_prob
+        allowed[self.banned] = False
+        votable = torch.where(allowed, delta, -torch.inf)
+        k = min(settings.inner_top_k, int(allowed.sum()))
+        top = votable.topk(k, dim=-1).indices.reshape(-1) if k else torch.zeros(0).long()
+        votes = torch.zeros(delta.shape[-1], dtype=torch.long).scatter_add_(
+            0, top, torch.ones_like(top)
         )
-        if len(order) < count:
-            raise InputError(f"only {len(order)} tokens got votes, {count} asked")
-        n = max(1, self.records)
-        return [(i, int(self.votes[i]), float(self.shift[i]) / n) for i in order[:count]]
+        shift = delta.double().mean(0)
+        order = sorted(
+            votes.nonzero().flatten().tolist(), key=lambda i: (-int(votes[i]), -shift[i], i)
+        )
+        if len(order) < settings.count:
+            raise InputError(
+                f"only {len(order)} tokens got votes, count {settings.count} asked (lower "
+                "min_steered_prob, or raise samples or max_prompts)"
+            )
+        return [
+            (i, int(votes[i]), float(shift[i]), float(steered_p[i]), float(base_p[i]))
+            for i in order[: settings.count]
+        ]
 
 
 def select_safety_tokens(
@@ -99,20 +122,21 @@ def select_safety_tokens(
     if not prompts:
         raise InputError("safety-token selection needs prompts")
     prompts = prompts[: settings.max_prompts]
-    ballot = Ballot(len(tokenizer), special_ids(tokenizer))
+    ballot = Ballot(special_ids(tokenizer))
     for i, prompt in enumerate(prompts):
         ids = tokenizer(render_prompt(tokenizer, prompt), add_special_tokens=False)["input_ids"]
         generator = torch.Generator().manual_seed(seed * 1_000_003 + i)
-        delta, live = answer_shifts(model, ids, steering, settings, generator, stop_ids(tokenizer))
-        ballot.add(delta[live], settings.inner_top_k)
+        steered_logp, base_logp = answer_logps(
+            model, ids, steering, settings, generator, stop_ids(tokenizer)
+        )
+        ballot.add(steered_logp, base_logp)
     return [
-        SafetyToken(i, tokenizer.decode([i]), votes, shift)
-        for i, votes, shift in ballot.winners(settings.count)
+        SafetyToken(i, tokenizer.decode([i]), *scores) for i, *scores in ballot.winners(settings)
     ]
 
 
 @torch.no_grad()
-def answer_shifts(
+def answer_logps(
     model: torch.nn.Module,
     prompt_ids: list[int],
     steering: Steering,
@@ -120,9 +144,9 @@ def answer_shifts(
     generator: torch.Generator,
     stops: set[int],
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """(log p_steered - log p_base [samples * positions, V], live mask): every sample's first
-    `positions` answer positions, on continuations sampled from the steered model. A position
-    after a sampled stop token is not live."""
+    """(steered, base) log-probabilities [records, V] at every sample's first `positions`
+    answer positions, on continuations sampled from the steered model; positions after a
+    sampled stop token are left out."""
     device = next(model.parameters()).device
     ids = torch.tensor([prompt_ids] * settings.samples, device=device)
     with steered(model, steering):
@@ -137,8 +161,9 @@ def answer_shifts(
     is_stop = torch.isin(answer, torch.tensor(sorted(stops), dtype=answer.dtype))
     stopped = is_stop.cumsum(1).bool()  # [samples, positions - 1]: a stop at or before
     live = torch.cat([torch.ones(settings.samples, 1, dtype=torch.bool), ~stopped], dim=1)
-    delta = (steered_logp - base_logp).reshape(-1, steered_logp.shape[-1])
-    return delta, live.reshape(-1)
+    live = live.reshape(-1)
+    vocab = steered_logp.shape[-1]
+    return steered_logp.reshape(-1, vocab)[live], base_logp.reshape(-1, vocab)[live]
 
 
 def _answer_logp(model: torch.nn.Module, ids: torch.Tensor, positions: int) -> torch.Tensor:
@@ -193,12 +218,15 @@ def token_table(tokens: list[SafetyToken], meta: dict) -> str:
         f"{meta['coefficient']}. Vote: {meta['prompts']} prompts, seed {meta['seed']}, "
         f"settings `{json.dumps(meta['selection'])}`.",
         "",
-        "| rank | id | token | votes | mean log-prob shift |",
-        "|---:|---:|---|---:|---:|",
+        "| rank | id | token | votes | mean log-prob shift | steered p | base p |",
+        "|---:|---:|---|---:|---:|---:|---:|",
     ]
     for rank, t in enumerate(tokens, 1):
         text = json.dumps(t.text, ensure_ascii=False)[1:-1].replace("|", "\\|")
-        lines.append(f"| {rank} | {t.id} | `{text}` | {t.votes} | {t.mean_shift:+.3f} |")
+        lines.append(
+            f"| {rank} | {t.id} | `{text}` | {t.votes} | {t.mean_shift:+.3f} "
+            f"| {t.steered_p:.2e} | {t.base_p:.2e} |"
+        )
     return "\n".join(lines) + "\n"
 
 

@@ -37,6 +37,15 @@ def test_selection_returns_the_count_and_is_deterministic_for_a_seed(embedded, s
     votes = [t.votes for t in first]
     assert votes == sorted(votes, reverse=True) and votes[0] > 1
     assert all(t.mean_shift > 0 for t in first[:3])  # the winners are promoted by steering
+    assert all(t.steered_p >= SMALL.min_steered_prob for t in first)
+
+
+def test_rare_entries_never_win(embedded, steering):
+    """A high probability floor leaves too few entries to vote for: one line says so."""
+    model, tokenizer = embedded
+    strict = SMALL.model_copy(update={"min_steered_prob": 0.2})
+    with pytest.raises(InputError, match="tokens got votes, count 12"):
+        select_safety_tokens(model, tokenizer, HARMLESS, steering, strict, seed=3)
 
 
 def test_token_file_round_trip_and_bad_files(embedded, steering, tmp_path):
