@@ -73,7 +73,9 @@ class OPSAConfig(TrainConfig):
     divergence: Literal["forward_kl", "reverse_kl", "mixed", "jsd"] = "mixed"
     mixed_forward_weight: float = Field(0.5, ge=0.0, le=1.0, description="w in w*fwd+(1-w)*rev")
     jsd_beta: float = Field(0.5, gt=0.0, lt=1.0)
-    estimator: Literal["full", "topk", "topk_tail", "sampled"] = "topk"
+    estimator: Literal["full", "topk", "topk_tail", "sampled", "restricted"] = Field(
+        "topk", description="restricted: token_ids' entries of the full distributions, as is"
+    )
     top_k: int = Field(512, ge=1, description="teacher's top-k for the topk estimators")
     token_ids: list[int] | None = Field(None, description="restrict the support to these ids")
     skip_first_tokens: int = Field(0, ge=0)
@@ -102,12 +104,25 @@ class OPSAConfig(TrainConfig):
             )
         if self.token_ids is not None and not self.token_ids:
             raise ValueError("token_ids is empty")
+        if self.estimator == "restricted" and self.token_ids is None:
+            raise ValueError("estimator 'restricted' needs token_ids")
         seen: set[int] = set()
         for token in self.token_ids or []:
             if token in seen:
                 raise ValueError(f"token_ids: id {token} appears more than once")
             seen.add(token)
         return self
+
+
+class SafeSteerConfig(OPSAConfig):
+    """SafeSteer: OPSA's loop with a steered teacher and no context; reverse KL restricted to
+    the safety tokens (token_ids, from the token selection), not renormalised; one epoch."""
+
+    divergence: Literal["forward_kl", "reverse_kl", "mixed", "jsd"] = "reverse_kl"
+    estimator: Literal["full", "topk", "topk_tail", "sampled", "restricted"] = "restricted"
+    steering_coefficient: float = Field(
+        1.0, description="the teacher's hidden states at the direction's layer get c x direction"
+    )
 
 
 C = TypeVar("C", bound=TrainConfig)

@@ -21,19 +21,21 @@ class PromptItem:
 def load_labelled_prompts(harmful_path: str | Path, benign_path: str | Path) -> list[PromptItem]:
     """Harmful and benign prompts together; either set empty, or a row labelled against its
     file, is an InputError."""
-    items = []
-    for label, path in (("harmful", harmful_path), ("benign", benign_path)):
-        rows = read_jsonl(path)
-        if not rows:
-            raise InputError(f"{path}: no {label} prompts (OPSA needs both harmful and benign)")
-        require_columns(rows, ["id", "prompt"], path)
-        for row in rows:
-            if row.get("label", label) != label:
-                raise InputError(
-                    f"{path}: row id {row['id']} is labelled '{row['label']}', expected '{label}'"
-                )
-            items.append(PromptItem(str(row["id"]), row["prompt"], label))
-    return items
+    return load_prompt_set(harmful_path, "harmful") + load_prompt_set(benign_path, "benign")
+
+
+def load_prompt_set(path: str | Path, label: str) -> list[PromptItem]:
+    """One labelled prompt set; empty, or a row labelled against its file, is an InputError."""
+    rows = read_jsonl(path)
+    if not rows:
+        raise InputError(f"{path}: no {label} prompts")
+    require_columns(rows, ["id", "prompt"], path)
+    for row in rows:
+        if row.get("label", label) != label:
+            raise InputError(
+                f"{path}: row id {row['id']} is labelled '{row['label']}', expected '{label}'"
+            )
+    return [PromptItem(str(row["id"]), row["prompt"], label) for row in rows]
 
 
 def load_selected_contexts(path: str | Path) -> tuple[Context, Context | None]:

@@ -24,7 +24,7 @@ from opsa.training.config import OPSAConfig, TrainConfig
 
 TEMPLATES = Path(__file__).resolve().parents[2] / "envs" / "deepspeed"
 ZeroStage = Literal[2, 3]
-Stage = Literal["opsa", "sft"]
+Stage = Literal["opsa", "safesteer", "sft"]
 
 
 def check_geometry(config: TrainConfig, num_processes: int) -> int:

@@ -12,12 +12,14 @@ from typing import Any
 import torch
 from accelerate.utils import gather_object
 
+from opsa.contexts.placement import Context
 from opsa.generation.engine import SamplingParams
 from opsa.models import runtime
 from opsa.models.load import load_tokenizer
+from opsa.steering.hook import Steering
 from opsa.training.chunked import chunked_terms, loss_hidden
 from opsa.training.config import OPSAConfig
-from opsa.training.data import load_labelled_prompts, load_selected_contexts
+from opsa.training.data import PromptItem, load_labelled_prompts, load_selected_contexts
 from opsa.training.diagnostics import TokenDiagnostics, step_sums
 from opsa.training.identity import run_identity
 from opsa.training.loop import (
@@ -50,20 +52,37 @@ def train_opsa(
     appears only when every step has run. Checkpoints in work_dir make it resumable."""
     items = load_labelled_prompts(harmful_path, benign_path)
     c_h, c_b = load_selected_contexts(selected_contexts_path)
+    inputs = {"harmful": harmful_path, "benign": benign_path, "contexts": selected_contexts_path}
+    identity = run_identity("opsa", config, model_dir, inputs)
+    contexts = {"harmful": c_h, "benign": c_b}
+    train_on_policy(model_dir, items, contexts, config, out_dir, work_dir, identity)
+
+
+def train_on_policy(
+    model_dir: str | Path,
+    items: list[PromptItem],
+    contexts: dict[str, Context | None],
+    config: OPSAConfig,
+    out_dir: str | Path,
+    work_dir: str | Path,
+    identity: dict[str, Any],
+    steering: Steering | None = None,
+) -> None:
+    """The on-policy loop: the teacher scores the student's rollouts with the context of each
+    prompt's label, and with `steering` on its hidden states when given (SafeSteer)."""
     tokenizer = load_tokenizer(model_dir, config.trust_remote_code)
-    prompts = encode_prompts(
-        tokenizer, items, {"harmful": c_h, "benign": c_b}, config.max_prompt_tokens
-    )
+    prompts = encode_prompts(tokenizer, items, contexts, config.max_prompt_tokens)
     run = start_run(model_dir, config, len(items))
     teacher = load_teacher(model_dir, config, run.accelerator.device)
+    if steering is not None:
+        steering.attach(teacher)
     if config.teacher == "ema":
         run.modules["ema_teacher"] = teacher
     rollouts = Rollouts.start(
         model_dir, tokenizer, config.rollout_sync_every, config.trust_remote_code
     )
     task = OPSATask(run, tokenizer, teacher, prompts, rollouts)
-    inputs = {"harmful": harmful_path, "benign": benign_path, "contexts": selected_contexts_path}
-    train(run, task, tokenizer, work_dir, out_dir, run_identity("opsa", config, model_dir, inputs))
+    train(run, task, tokenizer, work_dir, out_dir, identity)
 
 
 def load_teacher(model_dir: str | Path, config: OPSAConfig, device: Any) -> torch.nn.Module:

@@ -82,11 +82,16 @@ def support_logp(
 
     full: the whole vocabulary. topk: the teacher's top-k (or the fixed token set), both
     distributions renormalised over it. topk_tail: the same entries un-normalised plus one
-    bucket holding the rest of each distribution's mass.
+    bucket holding the rest of each distribution's mass. restricted: the fixed token set's
+    entries of the full distributions, un-normalised and without the rest (SafeSteer: the
+    divergence is a partial sum over those tokens; its authors found renormalising over them
+    makes the student over-refuse).
     """
     if spec.estimator == "full" and spec.token_ids is None:
         return t_logp, s_logp
     idx = _support_ids(spec, t_logp)
+    if spec.estimator == "restricted":
+        return t_logp.gather(-1, idx), s_logp.gather(-1, idx)
     if spec.estimator == "topk_tail":
         return dv.with_tail(t_logp, idx), dv.with_tail(s_logp, idx)
     t_sup = F.log_softmax(t_logits.float().gather(-1, idx), dim=-1)

@@ -192,6 +192,14 @@ def training_set(role):
     return f"results/data/{names[0]}.jsonl"
 
 
+def harmful_training_set(wildcards):
+    return training_set("train_harmful")
+
+
+def benign_training_set(wildcards):
+    return training_set("train_benign")
+
+
 def training_sets(wildcards):
     """Both training sets (the prompts the context search and the trainers read)."""
     return {role.removeprefix("train_"): training_set(role) for role in TRAIN_ROLES}
@@ -382,8 +390,14 @@ def external_n_argument():
 def training_settings(method, variant):
     """The settings of one trained variant: the shared ones, the method's own, its seed."""
     training = config["training"]
-    own = training["opsa"] if method == "opsa" else training["sft"]
-    return {**training["common"], **own, "seed": seed_of(variant)}
+    own = {"opsa": training["opsa"], "safesteer": safesteer_train_settings()}
+    return {**training["common"], **own.get(method, training["sft"]), "seed": seed_of(variant)}
+
+
+def safesteer_train_settings():
+    """SafeSteer's own training settings, with the steering coefficient its teacher uses."""
+    safesteer = config["training"]["safesteer"]
+    return {**safesteer["train"], "steering_coefficient": safesteer["coefficient"]}
 
 
 # Resources by model scale, from `models.<name>.size` ("135M", "0.6B", "8B"). These are the

@@ -1,0 +1,53 @@
+"""The SafeSteer steps on the command line, on the embedded model: direction, token set (JSON
+and its Markdown table), one training step, and a token set given twice."""
+
+from __future__ import annotations
+
+import json
+
+from opsa.cli import main
+from opsa.steering.direction import RefusalDirection
+from tests.steering.conftest import HARMFUL, HARMLESS
+
+
+def _write(path, prompts, label):
+    rows = [{"id": f"{label}{i}", "prompt": p, "label": label} for i, p in enumerate(prompts)]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def test_direction_tokens_and_training_from_the_command_line(embedded_model_dir, tmp_path):
+    harmful = _write(tmp_path / "harmful.jsonl", HARMFUL, "harmful")
+    benign = _write(tmp_path / "benign.jsonl", HARMLESS, "benign")
+    model = str(embedded_model_dir)
+    direction, tokens = tmp_path / "d.safetensors", tmp_path / "tokens.json"
+    run = ["--threads", "1", "--backend", "hf"]
+    assert main([*run, "steering-direction", "--model-dir", model, "--harmful", str(harmful),
+                 "--harmless", str(benign), "--settings", '{"layer": 10}',
+                 "--out", str(direction)]) == 0  # fmt: skip
+    assert RefusalDirection.load(direction).layer == 10
+    settings = '{"count": 5, "positions": 2, "samples": 2, "inner_top_k": 10}'
+    assert main([*run, "safety-tokens", "--model-dir", model, "--prompts", str(benign),
+                 "--direction", str(direction), "--coefficient", "4", "--settings", settings,
+                 "--out", str(tokens), "--summary", str(tmp_path / "tokens.md")]) == 0  # fmt: skip
+    data = json.loads(tokens.read_text())
+    assert len(data["tokens"]) == 5 and data["coefficient"] == 4.0 and data["layer"] == 10
+    table = (tmp_path / "tokens.md").read_text()
+    assert all(f"| {t['id']} |" in table for t in data["tokens"])
+    train = [*run, "train", "safesteer", "--model-dir", model, "--harmful", str(harmful),
+             "--direction", str(direction), "--safety-tokens", str(tokens),
+             "--out-dir", str(tmp_path / "out"), "--work-dir", str(tmp_path / "work")]  # fmt: skip
+    config = {"max_steps": 1, "batch_size": 2, "micro_batch_size": 2, "max_new_tokens": 4}
+    assert main([*train, "--config", json.dumps(config | {"steering_coefficient": 4.0})]) == 0
+    log = json.loads((tmp_path / "out" / "train_log.jsonl").read_text().splitlines()[0])
+    assert log["tokens"] > 0
+
+
+def test_token_ids_given_twice_is_an_error(embedded_model_dir, tmp_path, capsys):
+    tokens = tmp_path / "tokens.json"
+    tokens.write_text(json.dumps({"tokens": [{"id": 5}]}))
+    code = main(["train", "safesteer", "--config", '{"token_ids": [5]}', "--model-dir",
+                 str(embedded_model_dir), "--safety-tokens", str(tokens), "--out-dir",
+                 str(tmp_path / "o"), "--work-dir", str(tmp_path / "w")])  # fmt: skip
+    assert code == 1
+    assert "token_ids: given both" in capsys.readouterr().err
