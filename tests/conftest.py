@@ -26,6 +26,39 @@ def embedded_model_dir() -> Path:
     return MODEL_CACHE
 
 
+@pytest.fixture(scope="session")
+def tiny_llama(embedded_model_dir: Path, tmp_path_factory: pytest.TempPathFactory):
+    """`tiny_llama(hidden)`: the directory of a seeded, randomly initialised 2-layer Llama of
+    that width with the embedded model's tokenizer (fast enough for many-step tests)."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from opsa.models.load import load_tokenizer
+
+    def build(hidden: int) -> Path:
+        out = tmp_path_factory.mktemp(f"tiny-llama-h{hidden}")
+        tokenizer = load_tokenizer(embedded_model_dir)
+        config = LlamaConfig(
+            vocab_size=len(tokenizer),
+            hidden_size=hidden,
+            intermediate_size=2 * hidden,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            num_key_value_heads=1,
+            max_position_embeddings=512,
+            tie_word_embeddings=True,
+            bos_token_id=tokenizer.bos_token_id,
+            eos_token_id=tokenizer.eos_token_id,
+            pad_token_id=tokenizer.pad_token_id,
+        )
+        torch.manual_seed(0)
+        LlamaForCausalLM(config).save_pretrained(out)
+        tokenizer.save_pretrained(out)
+        return out
+
+    return build
+
+
 @pytest.fixture(autouse=True)
 def hf_runtime():
     """Tests that call a stage's function directly run it on the HF backend (on-the-fly tiny
