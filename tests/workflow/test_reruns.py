@@ -29,6 +29,10 @@ def planned(tool: Callable) -> Callable[..., dict[str, int]]:
     return lambda workdir, config, *args: plan(tool, workdir, config, *args)
 
 
+# the summary and the grid report read every evaluation
+REPORTS = {"report": 1, "grid_report": 1}
+
+
 def plan(tool: Callable, workdir: Path, config: dict, *args: str) -> dict[str, int]:
     """Jobs per rule that `snakemake -n` plans in `workdir` with `config` (`all` left out)."""
     path = workdir / ".planned-config.yaml"
@@ -123,7 +127,7 @@ def test_adding_an_evaluation_set_retrains_nothing(
 ) -> None:
     current["datasets"]["harmbench_again"] = {**current["datasets"]["harmbench"], "n": 4}
     jobs = planned(smoke_clone, current)
-    assert jobs == {"prepare_data": 1, "generate": 3, "judge": 3, "evaluate": 3, "report": 1}
+    assert jobs == {"prepare_data": 1, "generate": 3, "judge": 3, "evaluate": 3} | REPORTS
 
 
 @pytest.mark.slow
@@ -132,7 +136,7 @@ def test_changing_one_sets_n_reevaluates_that_set_only(
 ) -> None:
     current["datasets"]["arithmetic"]["n"] = 6
     jobs = planned(smoke_clone, current)
-    assert jobs == {"prepare_data": 1, "generate": 3, "evaluate": 3, "report": 1}
+    assert jobs == {"prepare_data": 1, "generate": 3, "evaluate": 3} | REPORTS
 
 
 @pytest.mark.slow
@@ -140,7 +144,7 @@ def test_an_evaluation_parameter_reruns_evaluation_and_report_only(
     smoke_clone: Path, current: dict, planned: Callable
 ) -> None:
     current["evaluation"]["bootstrap"] += 100
-    assert planned(smoke_clone, current) == {"evaluate": 9, "report": 1}
+    assert planned(smoke_clone, current) == {"evaluate": 9} | REPORTS
 
 
 @pytest.mark.slow
@@ -164,7 +168,7 @@ def test_one_methods_training_parameter_retrains_that_method_only(
 ) -> None:
     current["training"][block][key] = value
     jobs = planned(smoke_clone, current)
-    downstream = {"generate": 3, "judge": 2, "evaluate": 3, "report": 1}  # one variant
+    downstream = {"generate": 3, "judge": 2, "evaluate": 3} | REPORTS  # one variant
     assert jobs == trained | downstream
 
 
@@ -183,8 +187,8 @@ def edited(smoke_clone: Path, request: pytest.FixtureRequest) -> Iterator[Path]:
     ("edited", "expected"),
     [
         ("inputs/overrefusal.jsonl",  # a local data file of one set
-         {"prepare_data": 1, "generate": 3, "judge": 3, "evaluate": 3, "report": 1}),
-        ("opsa/evaluation/metrics.py", {"evaluate": 9, "report": 1}),  # the code of one step
+         {"prepare_data": 1, "generate": 3, "judge": 3, "evaluate": 3} | REPORTS),
+        ("opsa/evaluation/metrics.py", {"evaluate": 9} | REPORTS),  # the code of one step
     ],
     indirect=["edited"],
 )  # fmt: skip

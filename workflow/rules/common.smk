@@ -73,7 +73,7 @@ def judge_of(dataset):
 def judge_model_dirs(judge):
     """The prepared checkpoint a guard-model judge runs on (none for pattern judges)."""
     model = config["judges"][judge].get("model")
-    return [ancient(model_dir(model))] if model else []  # ancient: see README, DVC
+    return [model_dir(model)] if model else []
 
 
 def runtime_args():

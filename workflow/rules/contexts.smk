@@ -1,6 +1,6 @@
 rule context_candidates:
     input:
-        model=ancient("results/models/{model}/base"),
+        model="results/models/{model}/base",
         files=context_files,
         code=package_code("context-candidates"),
     output:
@@ -24,7 +24,7 @@ rule context_candidates:
 rule flip_rate_baseline:
     input:
         unpack(training_sets),
-        model=ancient("results/models/{model}/base"),
+        model="results/models/{model}/base",
         code=package_code("flip-baseline"),
     output:
         "results/contexts/{model}/baseline.jsonl",
@@ -83,7 +83,7 @@ rule judge_flip_rate_baseline:
 rule score_flip_rate:
     input:
         unpack(flip_rate_inputs),
-        model=ancient("results/models/{model}/base"),
+        model="results/models/{model}/base",
         candidates="results/contexts/{model}/candidates.jsonl",
         baseline="results/contexts/{model}/baseline.judged.jsonl",
         code=package_code("flip-score"),
@@ -136,7 +136,7 @@ rule merge_flip_rates:
 rule search_contexts:
     input:
         unpack(flip_rate_inputs),
-        model=ancient("results/models/{model}/base"),
+        model="results/models/{model}/base",
         candidates="results/contexts/{model}/candidates.jsonl",
         baseline="results/contexts/{model}/baseline.judged.jsonl",
         scores="results/contexts/{model}/flip_rates.csv",

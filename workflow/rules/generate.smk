@@ -1,6 +1,6 @@
 rule generate:
     input:
-        model=ancient("results/models/{model}/{variant}"),
+        model="results/models/{model}/{variant}",
         prompts="results/data/{dataset}.jsonl",
         code=package_code("generate"),
     output:

@@ -2,7 +2,7 @@ rule offpolicy_pairs:
     input:
         unpack(offpolicy_judge_input),
         unpack(training_sets),
-        model=ancient("results/models/{model}/base"),
+        model="results/models/{model}/base",
         contexts=chosen_contexts,
         code=package_code("offpolicy-pairs"),
     output:
@@ -54,7 +54,7 @@ rule external_pairs:
 rule train_opsa:
     input:
         unpack(training_sets),
-        model=ancient("results/models/{model}/base"),
+        model="results/models/{model}/base",
         contexts=chosen_contexts,
         code=package_code("train"),
     output:
@@ -88,7 +88,7 @@ rule train_opsa:
 rule steering_direction:
     input:
         unpack(training_sets),
-        model=ancient("results/models/{model}/base"),
+        model="results/models/{model}/base",
         code=package_code("steering-direction"),
     output:
         "results/steering/{model}/direction.safetensors",
@@ -115,7 +115,7 @@ rule steering_direction:
 rule safety_tokens:
     input:
         prompts=benign_training_set,
-        model=ancient("results/models/{model}/base"),
+        model="results/models/{model}/base",
         direction="results/steering/{model}/direction.safetensors",
         code=package_code("safety-tokens"),
     output:
@@ -151,7 +151,7 @@ rule safety_tokens:
 rule train_safesteer:
     input:
         harmful=harmful_training_set,
-        model=ancient("results/models/{model}/base"),
+        model="results/models/{model}/base",
         direction="results/steering/{model}/direction.safetensors",
         tokens="results/steering/{model}/safety_tokens.json",
         code=package_code("train"),
@@ -185,7 +185,7 @@ rule train_safesteer:
 
 rule train_sft:
     input:
-        model=ancient("results/models/{model}/base"),
+        model="results/models/{model}/base",
         pairs=sft_pairs,
         code=package_code("train"),
     output:
