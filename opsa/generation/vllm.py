@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -30,6 +31,12 @@ from opsa.generation.engine import (
 )
 from opsa.models.load import load_tokenizer
 from opsa.models.runtime import Placement, VLLMSettings
+
+
+def _drop_tokenizer_warmup_failure(record: logging.LogRecord) -> bool:
+    """The engine skips its tokenizer (prompts go in as ids), so vLLM's chat-template warmup
+    fails by design and would print a traceback into every job log."""
+    return record.getMessage() != "Chat template warmup failed"
 
 
 class VLLMGenerator:
@@ -78,6 +85,7 @@ class VLLMGenerator:
             kwargs["gpu_memory_utilization"] = settings.gpu_memory_utilization
         else:
             kwargs["enforce_eager"] = True
+        logging.getLogger("vllm.renderers.base").addFilter(_drop_tokenizer_warmup_failure)
         with _torch_state_kept():
             llm = LLM(**kwargs)
         tokenizer = load_tokenizer(model_dir, trust_remote_code)
