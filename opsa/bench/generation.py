@@ -109,10 +109,10 @@ def _measure(
 ) -> dict[str, Any]:
     """Tokens/s over all prompts at each batch size (median of `reps` after `warmup`)."""
     from opsa.bench.timing import repeat
-    from opsa.contexts.placement import render_prompt
     from opsa.generation.engine import SamplingParams
+    from opsa.models.chat import render_user
 
-    texts = [render_prompt(generator.tokenizer, p) for p in prompts]
+    texts = [render_user(generator.tokenizer, p) for p in prompts]
     by_batch = {}
     for batch in batch_sizes:
         params = SamplingParams(temperature=0.0, max_new_tokens=max_new_tokens, batch_size=batch)

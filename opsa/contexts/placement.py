@@ -11,10 +11,10 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from opsa.errors import InputError
+from opsa.models.chat import Message, render_chat
 
 Placement = Literal["system", "user_prefix", "user_suffix", "demonstrations"]
 PLACEMENTS: tuple[str, ...] = ("system", "user_prefix", "user_suffix", "demonstrations")
-Message = dict[str, str]
 
 
 @dataclass(frozen=True)
@@ -70,13 +70,6 @@ def build_messages(prompt: str, context: Context | None = None) -> list[Message]
     for user, assistant in context.turns:
         earlier += [{"role": "user", "content": user}, {"role": "assistant", "content": assistant}]
     return [*earlier, {"role": "user", "content": prompt}]
-
-
-def render_chat(tokenizer: Any, messages: list[Message]) -> str:
-    """The model's chat template applied to `messages`, ready for the assistant's reply."""
-    if not getattr(tokenizer, "chat_template", None):
-        raise InputError(f"{tokenizer.name_or_path}: the tokenizer has no chat template")
-    return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
 
 
 def render_prompt(tokenizer: Any, prompt: str, context: Context | None = None) -> str:

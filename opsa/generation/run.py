@@ -6,9 +6,9 @@ import logging
 import time
 from pathlib import Path
 
-from opsa.contexts.placement import render_prompt
 from opsa.generation.backend import open_generator
 from opsa.generation.engine import SamplingParams
+from opsa.models.chat import render_user
 from opsa.models.load import load_tokenizer
 from opsa.models.max_length import check_prompt_lengths
 from opsa.records import read_jsonl, require_columns, write_jsonl
@@ -26,7 +26,7 @@ def generate_responses(
     rows = read_jsonl(prompts_path)
     require_columns(rows, ["id", "prompt"], prompts_path)
     tokenizer = load_tokenizer(model_dir, trust_remote_code)
-    texts = [render_prompt(tokenizer, row["prompt"]) for row in rows]
+    texts = [render_user(tokenizer, row["prompt"]) for row in rows]
     ids = [r["id"] for r in rows]
     check_prompt_lengths(model_dir, tokenizer, ids, texts, params.max_new_tokens, prompts_path)
     generator = open_generator(

@@ -21,9 +21,9 @@ from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
-from opsa.contexts.placement import render_prompt
 from opsa.errors import InputError
 from opsa.judges.base import JudgeItem
+from opsa.models.chat import render_user
 
 TEMPLATES = Path(str(files("opsa.judges") / "templates"))
 _PLACEHOLDER = re.compile(r"\{(bos|prompt|response)\}")
@@ -59,7 +59,7 @@ class PromptTemplate:
         response = self._truncate(tokenizer, item.response)
         values = {"bos": bos, "prompt": item.prompt, "response": response}
         filled = _PLACEHOLDER.sub(lambda m: values[m.group(1)], self.text)
-        return render_prompt(tokenizer, filled) if self.chat else filled
+        return render_user(tokenizer, filled) if self.chat else filled
 
     def _truncate(self, tokenizer: Any, response: str) -> str:
         if self.max_response_tokens is None:

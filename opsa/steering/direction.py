@@ -20,9 +20,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
-from opsa.contexts.placement import render_prompt
 from opsa.errors import InputError
 from opsa.models import runtime
+from opsa.models.chat import render_user
 from opsa.models.load import load_tokenizer
 from opsa.records import atomic_path
 from opsa.steering.prompts import prompt_texts
@@ -85,7 +85,7 @@ def mean_state(
     device = next(model.parameters()).device
     total = torch.zeros(model.config.hidden_size, dtype=torch.float64, device=device)
     for prompt in prompts:
-        ids = tokenizer(render_prompt(tokenizer, prompt), add_special_tokens=False)["input_ids"]
+        ids = tokenizer(render_user(tokenizer, prompt), add_special_tokens=False)["input_ids"]
         if len(ids) < -position:
             raise InputError(f"prompt '{prompt[:40]}': {len(ids)} tokens, position {position}")
         out = model(input_ids=torch.tensor([ids], device=device), output_hidden_states=True)

@@ -21,9 +21,9 @@ import torch
 import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from opsa.contexts.placement import render_prompt
 from opsa.errors import InputError
 from opsa.models import runtime
+from opsa.models.chat import render_user
 from opsa.models.load import load_tokenizer
 from opsa.records import atomic_path, read_json, write_json
 from opsa.steering.direction import RefusalDirection
@@ -124,7 +124,7 @@ def select_safety_tokens(
     prompts = prompts[: settings.max_prompts]
     ballot = Ballot(special_ids(tokenizer))
     for i, prompt in enumerate(prompts):
-        ids = tokenizer(render_prompt(tokenizer, prompt), add_special_tokens=False)["input_ids"]
+        ids = tokenizer(render_user(tokenizer, prompt), add_special_tokens=False)["input_ids"]
         generator = torch.Generator().manual_seed(seed * 1_000_003 + i)
         steered_logp, base_logp = answer_logps(
             model, ids, steering, settings, generator, stop_ids(tokenizer)

@@ -13,9 +13,9 @@ from typing import Any
 
 import torch
 
-from opsa.contexts.placement import render_prompt
 from opsa.data.sources import SourceSpec, load_source
 from opsa.errors import InputError
+from opsa.models.chat import render_user
 from opsa.models.load import load_tokenizer
 from opsa.records import read_jsonl, require_columns, write_jsonl
 from opsa.training.chunked import chunked_terms, loss_hidden
@@ -60,7 +60,7 @@ def encode_pairs(tokenizer: Any, rows: list[dict[str, Any]], config: SFTConfig) 
     pairs, cut = [], 0
     stop = int(tokenizer.eos_token_id)
     for row in rows:
-        prompt = render_prompt(tokenizer, row["prompt"])
+        prompt = render_user(tokenizer, row["prompt"])
         p_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
         if len(p_ids) > config.max_prompt_tokens:
             raise InputError(

@@ -11,10 +11,10 @@ import torch
 
 pytest.importorskip("vllm", reason="the plain install has no vLLM")
 
-from opsa.contexts.placement import render_prompt  # noqa: E402
 from opsa.generation.backend import open_generator, open_rollout_engine  # noqa: E402
 from opsa.generation.engine import SamplingParams, encode_texts, stop_ids  # noqa: E402
 from opsa.generation.vllm import VLLMGenerator  # noqa: E402
+from opsa.models.chat import render_user  # noqa: E402
 from opsa.models.runtime import Runtime, RuntimeConfig, using  # noqa: E402
 from opsa.training.rollout import Rollouts, sample_completions  # noqa: E402
 
@@ -49,7 +49,7 @@ def rollout_engine(embedded_model_dir) -> VLLMGenerator:
 
 @pytest.fixture(scope="module")
 def prompt_ids(hf) -> list[list[int]]:
-    return encode_texts(hf.tokenizer, [render_prompt(hf.tokenizer, p) for p in PROMPTS])
+    return encode_texts(hf.tokenizer, [render_user(hf.tokenizer, p) for p in PROMPTS])
 
 
 def test_both_backends_decode_the_same_greedy_tokens(hf, engine, prompt_ids):
@@ -81,7 +81,7 @@ def test_both_backends_apply_the_same_repetition_penalty(hf, engine, prompt_ids)
 
 
 def test_next_token_logprobs_match_the_hf_backend(hf, engine):
-    texts = [render_prompt(hf.tokenizer, p) for p in PROMPTS[:3]]
+    texts = [render_user(hf.tokenizer, p) for p in PROMPTS[:3]]
     ours = torch.tensor(engine.next_token_logprobs(texts, ["safe", "unsafe", "Sure"]))
     theirs = torch.tensor(hf.next_token_logprobs(texts, ["safe", "unsafe", "Sure"]))
     assert ours.shape == (3, 3)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from opsa.contexts.placement import render_prompt
 from opsa.errors import InputError
+from opsa.models.chat import render_user
 from opsa.models.load import load_model
 from opsa.steering.direction import DirectionSettings, RefusalDirection, extract_direction
 from opsa.steering.hook import Steering, decoder_layers, steered
@@ -14,7 +14,7 @@ from tests.steering.conftest import HARMFUL, HARMLESS
 
 
 def _ids(tokenizer, prompt):
-    text = render_prompt(tokenizer, prompt)
+    text = render_user(tokenizer, prompt)
     return torch.tensor([tokenizer(text, add_special_tokens=False)["input_ids"]])
 
 

@@ -1,0 +1,31 @@
+"""Chat rendering: the one place a model's chat template is applied.
+
+Every stage that prompts a model renders its chat here; contexts (`opsa.contexts.placement`)
+build their messages and render through `render_chat`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from opsa.errors import InputError
+
+Message = dict[str, str]
+
+
+def render_chat(tokenizer: Any, messages: list[Message]) -> str:
+    """The model's chat template applied to `messages`, ready for the assistant's reply."""
+    if not getattr(tokenizer, "chat_template", None):
+        raise InputError(f"{tokenizer.name_or_path}: the tokenizer has no chat template")
+    return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+
+
+def render_user(tokenizer: Any, prompt: str) -> str:
+    """One user turn, ready for the assistant's reply."""
+    return render_chat(tokenizer, [{"role": "user", "content": prompt}])
+
+
+def render_prefilled(tokenizer: Any, prompt: str, prefix: str) -> str:
+    """One user turn and the assistant's reply already begun with `prefix`: the model goes on
+    from inside its own turn (the prefilling attack)."""
+    return render_user(tokenizer, prompt) + prefix
