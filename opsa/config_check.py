@@ -116,6 +116,7 @@ def _describe(error: Any) -> str:
 def check_settings(config: dict[str, Any]) -> None:
     """Each block against the settings model the step that uses it validates with, so a bad
     value fails now rather than after the steps before it ran."""
+    from opsa.analysis.token_divergence import TokenAnalysisSettings
     from opsa.data.prepare import SetSpec
     from opsa.evaluation.code_exec import ExecLimits
     from opsa.generation.engine import SamplingParams
@@ -124,6 +125,11 @@ def check_settings(config: dict[str, Any]) -> None:
     from opsa.training.config import OPSAConfig, SFTConfig
 
     training = config["training"]
+    token = {
+        k: v
+        for k, v in config["analysis"]["token_divergence"].items()
+        if k not in ("enabled", "dataset")
+    }
     blocks: list[tuple[type[BaseModel], Any, tuple[str, ...]]] = [
         *((ModelSpec, spec, ("models", name)) for name, spec in config["models"].items()),
         *((SetSpec, spec, ("datasets", name)) for name, spec in config["datasets"].items()),
@@ -134,6 +140,7 @@ def check_settings(config: dict[str, Any]) -> None:
         (ExecLimits, config["evaluation"]["code_execution"], ("evaluation", "code_execution")),
         (SamplingParams, config["contexts"]["sampling"], ("contexts", "sampling")),
         (SamplingParams, training["offpolicy"]["sampling"], ("training", "offpolicy", "sampling")),
+        (TokenAnalysisSettings, token, ("analysis", "token_divergence")),
     ]
     # each method's settings: `common`, then the method's own (common.smk's training_settings)
     blocks.append((OPSAConfig, {**training["common"], **training["opsa"]}, ("training",)))
@@ -166,6 +173,15 @@ def check_references(config: dict[str, Any]) -> None:
     training = config["training"]
     for role in ("train_harmful", "train_benign"):
         _one_set_with_role(config["datasets"], role, required=bool(training["methods"]))
+    token_set = config["analysis"]["token_divergence"].get("dataset")
+    if (
+        token_set is not None
+        and config["datasets"].get(token_set, {}).get("role") != "eval_harmful"
+    ):
+        raise InputError(
+            f"config key 'analysis.token_divergence.dataset': '{token_set}' is not a set with "
+            "role eval_harmful under datasets"
+        )
     if "external_teacher" in training["methods"] and "source" not in training["external"]:
         raise InputError(
             "config key 'training.external.source': method external_teacher needs a source "

@@ -71,7 +71,7 @@ def step_runtime(a: argparse.Namespace) -> AbstractContextManager:
 
 def all_steps() -> dict[str, tuple[Handler, Callable[[argparse.ArgumentParser], None]]]:
     """Every step, by name (importing the modules that define them registers them)."""
-    from opsa.cli import bench, contexts, pipeline, training  # noqa: F401
+    from opsa.cli import analysis, bench, contexts, pipeline, training  # noqa: F401
 
     return STEPS
 

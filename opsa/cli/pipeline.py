@@ -161,6 +161,9 @@ def _evaluate(a: argparse.Namespace) -> None:
 
 def _report_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--evals", type=Path, nargs="+", required=True)
+    p.add_argument(
+        "--token-divergence", type=Path, nargs="*", default=[], help="token-level analyses"
+    )
     p.add_argument("--out-dir", type=Path, required=True)
 
 
@@ -169,7 +172,7 @@ def _report(a: argparse.Namespace) -> None:
     """Summary table (csv, md) and the safety-against-reasoning plot."""
     from opsa.report.summary import write_report
 
-    write_report(a.evals, a.out_dir)
+    write_report(a.evals, a.out_dir, a.token_divergence)
 
 
 def _grid_report_args(p: argparse.ArgumentParser) -> None:

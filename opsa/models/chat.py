@@ -24,8 +24,3 @@ def render_user(tokenizer: Any, prompt: str) -> str:
     """One user turn, ready for the assistant's reply."""
     return render_chat(tokenizer, [{"role": "user", "content": prompt}])
 
-
-def render_prefilled(tokenizer: Any, prompt: str, prefix: str) -> str:
-    """One user turn and the assistant's reply already begun with `prefix`: the model goes on
-    from inside its own turn (the prefilling attack)."""
-    return render_user(tokenizer, prompt) + prefix

@@ -15,6 +15,7 @@ from opsa.evaluation.metrics import METRICS
 from opsa.records import atomic_path, read_json, write_json
 from opsa.report.composite import Composite, composites
 from opsa.report.plot import Point, plot_safety_reasoning
+from opsa.report.token_divergence import markdown_section
 
 log = logging.getLogger(__name__)
 
@@ -170,10 +171,12 @@ def plot_points(found: dict[ModelKey, dict[str, Composite]]) -> list[Point]:
     return points
 
 
-def write_report(eval_paths: list[Path], out_dir: Path) -> None:
+def write_report(
+    eval_paths: list[Path], out_dir: Path, token_paths: list[Path] | None = None
+) -> None:
     """summary.csv (one row per model, variant and set, plus the S and R composites), the
-    same as summary.json, summary.md (models × sets) and safety_vs_reasoning.png in
-    `out_dir`."""
+    same as summary.json, summary.md (models × sets, then the token-level analyses) and
+    safety_vs_reasoning.png in `out_dir`."""
     records = read_evaluations([Path(p) for p in eval_paths])
     if not records:
         raise InputError("report: no evaluation files given")
@@ -192,7 +195,10 @@ def write_report(eval_paths: list[Path], out_dir: Path) -> None:
     write_csv(out_dir / CSV_NAME, rows)
     write_json(out_dir / JSON_NAME, metrics(rows))
     with atomic_path(out_dir / MD_NAME) as tmp:
-        tmp.write_text(markdown(records, found), encoding="utf-8")
+        text = markdown(records, found)
+        if token_paths:
+            text += markdown_section([Path(p) for p in token_paths])
+        tmp.write_text(text, encoding="utf-8")
     plot_safety_reasoning(
         plot_points(found),
         out_dir / PLOT_NAME,

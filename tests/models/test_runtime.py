@@ -108,6 +108,10 @@ def steps(tiny: Path, f: dict[str, Path], out: Path) -> list[Asked]:
     return [
         (["generate", "--model", str(tiny), "--prompts", str(f["harmful"]),
           "--sampling", short, "--out", str(out / "gen.jsonl")], {"policy"}, {"policy"}),
+        (["token-divergence", "--teacher", str(tiny), "--models", f"base={tiny}", "--rollouts",
+          str(out / "gen.jsonl"), "--contexts", str(f["contexts"]), "--out",
+          str(out / "tokens.json"), "--plot", str(out / "tokens.png")], {"teacher", "policy"},
+         set()),
         (["judge", "--generations", str(f["generations"]), "--judge", "lg", "--spec",
           '{"kind": "llama_guard", "model": "m"}', "--judge-model", str(tiny),
           "--out", str(out / "judged.jsonl")], {"judge"}, {"judge"}),

@@ -168,7 +168,7 @@ def test_one_methods_training_parameter_retrains_that_method_only(
 ) -> None:
     current["training"][block][key] = value
     jobs = planned(smoke_clone, current)
-    downstream = {"generate": 3, "judge": 2, "evaluate": 3} | REPORTS  # one variant
+    downstream = {"generate": 3, "judge": 2, "evaluate": 3, "token_divergence": 1} | REPORTS
     assert jobs == trained | downstream
 
 

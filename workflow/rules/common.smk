@@ -442,6 +442,26 @@ def runtime_by_scale(small, large):
     return lambda wc: small if billions(wc.model) <= SMALL_MODEL_BILLIONS else large
 
 
+def token_analysis():
+    return config["analysis"]["token_divergence"]
+
+
+def token_analysis_set():
+    """The harmful set whose base-model responses the token-level analysis reads."""
+    return token_analysis().get("dataset") or datasets_with_role("eval_harmful")[0]
+
+
+def token_divergence_files():
+    """One token-level analysis per policy, when a method trains with selected contexts."""
+    wanted = token_analysis()["enabled"] and context_search_needed()
+    return expand("results/analysis/{model}/token_divergence.json", model=config["policies"]) if wanted else []
+
+
+def token_settings():
+    settings = {k: v for k, v in token_analysis().items() if k not in ("enabled", "dataset")}
+    return as_json(settings)
+
+
 def grid_report_files():
     """The grid report, when both the compared method and its baseline are trained."""
     compared = {config["grid_report"]["method"], config["grid_report"]["baseline"]}

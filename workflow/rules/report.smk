@@ -1,6 +1,7 @@
 rule report:
     input:
         evals=evaluation_files(),
+        token=token_divergence_files(),
         code=package_code("report"),
     output:
         csv=report(
@@ -28,7 +29,8 @@ rule report:
         mem_mb=2000,
         runtime=10,
     shell:
-        "python -m opsa --threads {threads} report --evals {input.evals:q} --out-dir results/report > {log} 2>&1"
+        "python -m opsa --threads {threads} report --evals {input.evals:q} "
+        "--token-divergence {input.token:q} --out-dir results/report > {log} 2>&1"
 
 
 rule grid_report:

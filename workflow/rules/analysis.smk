@@ -1,0 +1,35 @@
+rule token_divergence:
+    input:
+        teacher="results/models/{model}/base",
+        models=lambda wc: [model_dir(wc.model, v) for v in variants()],
+        rollouts=lambda wc: f"results/generations/{wc.model}/base/{token_analysis_set()}.jsonl",
+        contexts="results/contexts/{model}/selected.json",
+        code=package_code("token-divergence"),
+    output:
+        analysis="results/analysis/{model}/token_divergence.json",
+        plot=report(
+            "results/report/token_divergence/{model}.png",
+            caption="../report/token_divergence.rst",
+            category="Token-level analysis",
+            labels={"model": "{model}"},
+        ),
+    log:
+        "logs/token_divergence/{model}.log",
+    conda:
+        "../../envs/cuda.yaml"
+    threads: 2
+    resources:
+        mem_mb=mem_mb_by_scale(4000, 8000),
+        runtime=runtime_by_scale(60, 240),
+        gpu=1,
+    params:
+        run_on=runtime_args(),
+        models=lambda wc: [f"{v}={model_dir(wc.model, v)}" for v in variants()],
+        settings=token_settings(),
+        trust=lambda wc: config["models"][wc.model]["trust_remote_code"],
+    shell:
+        "python -m opsa --threads {threads} {params.run_on} token-divergence "
+        "--teacher {input.teacher} --models {params.models:q} --rollouts {input.rollouts} "
+        "--contexts {input.contexts} --settings {params.settings:q} "
+        "--trust-remote-code {params.trust:q} --out {output.analysis} --plot {output.plot} "
+        "> {log} 2>&1"
