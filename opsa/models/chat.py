@@ -23,4 +23,3 @@ def render_chat(tokenizer: Any, messages: list[Message]) -> str:
 def render_user(tokenizer: Any, prompt: str) -> str:
     """One user turn, ready for the assistant's reply."""
     return render_chat(tokenizer, [{"role": "user", "content": prompt}])
-
