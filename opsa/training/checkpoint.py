@@ -41,18 +41,22 @@ PREFIX = "checkpoint-"
 
 
 def claim_work_dir(work_dir: Path, identity: dict[str, Any], accelerator: Accelerator) -> None:
-    """Create work_dir for this run, or check that the checkpoints there are this run's."""
+    """Create work_dir for this run. Checkpoints of a different run are discarded with a
+    warning: its config or inputs changed (which is why Snakemake reruns the job), and
+    resuming from them would mix two runs."""
     path = work_dir / "run.json"
-    if path.is_file():
-        found = json.loads(path.read_text(encoding="utf-8"))
-        if found != identity:
-            raise InputError(
-                f"{work_dir}: holds checkpoints of a different run (config or inputs differ); "
-                "remove it to start over"
+    stale = path.is_file() and json.loads(path.read_text(encoding="utf-8")) != identity
+    accelerator.wait_for_everyone()  # every process has read run.json before it changes
+    if accelerator.is_main_process:
+        if stale:
+            log.warning(
+                "%s: checkpoints of a different run (config or inputs changed); starting over",
+                work_dir,
             )
-    elif accelerator.is_main_process:
-        work_dir.mkdir(parents=True, exist_ok=True)
-        write_json(path, identity)
+            shutil.rmtree(work_dir)
+        if not path.is_file():
+            work_dir.mkdir(parents=True, exist_ok=True)
+            write_json(path, identity)
     accelerator.wait_for_everyone()
 
 

@@ -13,7 +13,6 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from opsa.errors import InputError
 from opsa.training import onpolicy
 from opsa.training.config import OPSAConfig
 from opsa.training.onpolicy import OPSATask, train_opsa
@@ -112,10 +111,15 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(
     assert not (tmp_path / "nan-out").exists()
 
 
-def test_work_dir_of_another_run_is_refused(tiny_model_dir, prompt_files, tmp_path):
-    run(tiny_model_dir, prompt_files, tmp_path, "a", max_steps=1, teacher="base")
-    with pytest.raises(InputError, match="different run"):
-        run(tiny_model_dir, prompt_files, tmp_path, "a", max_steps=1, teacher="base", lr=2e-3)
+def test_work_dir_of_another_run_is_discarded(tiny_model_dir, prompt_files, tmp_path, caplog):
+    """A changed config reruns the job (Snakemake): the old run's checkpoints must not be
+    resumed, nor block the new run."""
+    _, work = run(tiny_model_dir, prompt_files, tmp_path, "a", max_steps=1, teacher="base")
+    before = json.loads((work / "run.json").read_text())
+    out, _ = run(tiny_model_dir, prompt_files, tmp_path, "a", max_steps=2, teacher="base")
+    assert json.loads((work / "run.json").read_text()) != before
+    assert "checkpoints of a different run" in caplog.text
+    assert [r["step"] for r in log_rows(out)] == [1, 2]
 
 
 class Planted:
