@@ -116,7 +116,7 @@ def _describe(error: Any) -> str:
 def check_settings(config: dict[str, Any]) -> None:
     """Each block against the settings model the step that uses it validates with, so a bad
     value fails now rather than after the steps before it ran."""
-    from opsa.analysis.token_divergence import TokenAnalysisSettings
+    from opsa.analysis.settings import TokenAnalysisSettings
     from opsa.data.prepare import SetSpec
     from opsa.evaluation.code_exec import ExecLimits
     from opsa.generation.engine import SamplingParams

@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field
 
+from opsa.analysis.settings import Divergence, TokenAnalysisSettings
 from opsa.contexts.placement import render_prompt
 from opsa.models import runtime
 from opsa.models.chat import render_user
@@ -29,19 +29,6 @@ from opsa.training.divergence import forward_kl, kl, reverse_kl
 from opsa.training.sequences import PackedBatch, pack
 
 log = logging.getLogger(__name__)
-Divergence = Literal["symmetric_kl", "forward_kl", "reverse_kl"]
-
-
-class TokenAnalysisSettings(BaseModel):
-    """The config's `analysis.token_divergence` block (less its switch and prompt set)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    rollouts: int = Field(500, ge=1, description="base-model responses analysed (paper: 500)")
-    max_tokens: int = Field(64, ge=1, description="response positions read per response")
-    batch_size: int = Field(8, ge=1)
-    divergence: Divergence = "symmetric_kl"
-    top_tokens: int = Field(20, ge=1, description="rows of the table of tokens")
 
 
 def divergence(

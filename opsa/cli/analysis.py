@@ -30,7 +30,8 @@ def _token_divergence_args(p: argparse.ArgumentParser) -> None:
 @step("token-divergence", _token_divergence_args)
 def _token_divergence(a: argparse.Namespace) -> None:
     """Per-position divergence of each model from the context-conditioned teacher."""
-    from opsa.analysis.token_divergence import TokenAnalysisSettings, analyse_token_divergence
+    from opsa.analysis.settings import TokenAnalysisSettings
+    from opsa.analysis.token_divergence import analyse_token_divergence
     from opsa.report.token_divergence import plot_token_divergence
 
     models = dict(a.models)

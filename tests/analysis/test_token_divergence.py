@@ -9,11 +9,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from opsa.analysis.token_divergence import (
-    TokenAnalysisSettings,
-    analyse_token_divergence,
-    position_divergence,
-)
+from opsa.analysis.settings import TokenAnalysisSettings
+from opsa.analysis.token_divergence import analyse_token_divergence, position_divergence
 from opsa.data.sources import SourceSpec, load_source
 from opsa.generation.engine import SamplingParams
 from opsa.generation.run import generate_responses

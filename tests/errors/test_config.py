@@ -3,6 +3,8 @@ or the key path (dry runs: the check runs while the Snakefile is read)."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -172,3 +174,15 @@ def test_check_config_checks_the_merged_files(opsa, tmp_path):
     extra.write_text("evaluation: {safety_judge: guard}\n")
     run = opsa("check-config", str(ROOT / "config.yaml"), str(extra), "--schema", str(SCHEMA))
     run.error("config key 'evaluation.safety_judge': 'guard' is not defined under judges")
+
+
+def test_the_config_check_imports_no_torch() -> None:
+    """The Snakefile runs the check before every plan; torch would add seconds to each."""
+    code = (
+        "import sys; from opsa.config_check import load_config_files, validate_config; "
+        "validate_config(load_config_files(['config.yaml', 'config/paper.yaml']), "
+        "'workflow/schemas/config.schema.yaml'); "
+        "assert 'torch' not in sys.modules, sorted(m for m in sys.modules if 'torch' in m)[:3]"
+    )
+    run = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr[-2000:]
