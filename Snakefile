@@ -26,6 +26,7 @@ wildcard_constraints:
     dataset=r"[A-Za-z0-9_\-]+",
     judge=r"[A-Za-z0-9_\-]+",
     shard=r"\d+",
+    attack=r"prefilling|templates",
 
 
 include: "workflow/rules/common.smk"
@@ -37,6 +38,7 @@ include: "workflow/rules/generate.smk"
 include: "workflow/rules/judge.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/analysis.smk"
+include: "workflow/rules/jailbreak.smk"
 include: "workflow/rules/report.smk"
 
 

@@ -20,6 +20,9 @@ from pydantic import BaseModel, ValidationError
 from opsa.errors import InputError, first_error
 from opsa.records import read_yaml
 
+# keys of an analysis block that the workflow reads rather than the analysis step
+ANALYSIS_KEYS = ("enabled", "dataset", "judge")
+
 
 def exit_with_one_line(e: InputError) -> NoReturn:
     """End the Snakemake run with the one line (Snakemake would add its own traceback)."""
@@ -116,7 +119,7 @@ def _describe(error: Any) -> str:
 def check_settings(config: dict[str, Any]) -> None:
     """Each block against the settings model the step that uses it validates with, so a bad
     value fails now rather than after the steps before it ran."""
-    from opsa.analysis.settings import TokenAnalysisSettings
+    from opsa.analysis.settings import JailbreakSettings, TokenAnalysisSettings
     from opsa.data.prepare import SetSpec
     from opsa.evaluation.code_exec import ExecLimits
     from opsa.generation.engine import SamplingParams
@@ -125,11 +128,9 @@ def check_settings(config: dict[str, Any]) -> None:
     from opsa.training.config import OPSAConfig, SFTConfig
 
     training = config["training"]
-    token = {
-        k: v
-        for k, v in config["analysis"]["token_divergence"].items()
-        if k not in ("enabled", "dataset")
-    }
+    analysis = config["analysis"]
+    token = {k: v for k, v in analysis["token_divergence"].items() if k not in ANALYSIS_KEYS}
+    jailbreak = {k: v for k, v in analysis["jailbreak"].items() if k not in ANALYSIS_KEYS}
     blocks: list[tuple[type[BaseModel], Any, tuple[str, ...]]] = [
         *((ModelSpec, spec, ("models", name)) for name, spec in config["models"].items()),
         *((SetSpec, spec, ("datasets", name)) for name, spec in config["datasets"].items()),
@@ -141,6 +142,8 @@ def check_settings(config: dict[str, Any]) -> None:
         (SamplingParams, config["contexts"]["sampling"], ("contexts", "sampling")),
         (SamplingParams, training["offpolicy"]["sampling"], ("training", "offpolicy", "sampling")),
         (TokenAnalysisSettings, token, ("analysis", "token_divergence")),
+        (JailbreakSettings, jailbreak, ("analysis", "jailbreak")),
+        (SamplingParams, jailbreak.get("sampling", {}), ("analysis", "jailbreak", "sampling")),
     ]
     # each method's settings: `common`, then the method's own (common.smk's training_settings)
     blocks.append((OPSAConfig, {**training["common"], **training["opsa"]}, ("training",)))
@@ -166,6 +169,8 @@ def check_references(config: dict[str, Any]) -> None:
         "contexts.judge": config["contexts"]["judge"],
         "training.offpolicy.judge": config["training"]["offpolicy"]["judge"],
     }
+    if "judge" in config["analysis"]["jailbreak"]:
+        used["analysis.jailbreak.judge"] = config["analysis"]["jailbreak"]["judge"]
     for k, judge in enumerate(config["judge_validation"]["judges"]):
         used[f"judge_validation.judges[{k}]"] = judge
     for where, judge in used.items():
@@ -173,15 +178,13 @@ def check_references(config: dict[str, Any]) -> None:
     training = config["training"]
     for role in ("train_harmful", "train_benign"):
         _one_set_with_role(config["datasets"], role, required=bool(training["methods"]))
-    token_set = config["analysis"]["token_divergence"].get("dataset")
-    if (
-        token_set is not None
-        and config["datasets"].get(token_set, {}).get("role") != "eval_harmful"
-    ):
-        raise InputError(
-            f"config key 'analysis.token_divergence.dataset': '{token_set}' is not a set with "
-            "role eval_harmful under datasets"
-        )
+    for name in ("token_divergence", "jailbreak"):
+        chosen = config["analysis"][name].get("dataset")
+        if chosen is not None and config["datasets"].get(chosen, {}).get("role") != "eval_harmful":
+            raise InputError(
+                f"config key 'analysis.{name}.dataset': '{chosen}' is not a set with "
+                "role eval_harmful under datasets"
+            )
     if "external_teacher" in training["methods"] and "source" not in training["external"]:
         raise InputError(
             "config key 'training.external.source': method external_teacher needs a source "

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from opsa.cli import bool_arg, json_arg, step
 from opsa.errors import InputError, validated
+
+if TYPE_CHECKING:
+    from opsa.analysis.settings import JailbreakSettings
 
 
 def model_arg(text: str) -> tuple[str, Path]:
@@ -42,3 +46,77 @@ def _token_divergence(a: argparse.Namespace) -> None:
         a.teacher, models, a.rollouts, a.contexts, settings, a.out, a.trust_remote_code
     )
     plot_token_divergence(a.out, a.plot)
+
+
+def _jailbreak_settings(a: argparse.Namespace) -> JailbreakSettings:
+    from opsa.analysis.settings import JailbreakSettings
+
+    return validated(JailbreakSettings, a.settings, "analysis.jailbreak")
+
+
+def _jailbreak_attacks_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--attack", choices=["prefilling", "templates"], required=True)
+    p.add_argument("--prompts", type=Path, required=True, help="a prepared eval_harmful set")
+    p.add_argument("--settings", type=json_arg, default={}, help="analysis.jailbreak as JSON")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", type=Path, required=True)
+
+
+@step("jailbreak-attacks", _jailbreak_attacks_args)
+def _jailbreak_attacks(a: argparse.Namespace) -> None:
+    """One attack's prompts: a row per behaviour and attempt."""
+    from opsa.jailbreak.attacks import build_attacks
+
+    build_attacks(a.prompts, a.attack, _jailbreak_settings(a), a.seed, a.out)
+
+
+def _jailbreak_generate_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", type=Path, required=True)
+    p.add_argument("--attacks", type=Path, required=True, help="an attack's prompts")
+    p.add_argument("--settings", type=json_arg, default={}, help="analysis.jailbreak as JSON")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--trust-remote-code", type=bool_arg, default=False)
+    p.add_argument("--out", type=Path, required=True)
+
+
+@step("jailbreak-generate", _jailbreak_generate_args)
+def _jailbreak_generate(a: argparse.Namespace) -> None:
+    """A model's replies to an attack's prompts, one per attempt."""
+    from opsa.generation.engine import SamplingParams
+    from opsa.jailbreak.run import run_attack
+
+    sampling = {"seed": a.seed, **_jailbreak_settings(a).sampling}
+    params = validated(SamplingParams, sampling, "analysis.jailbreak.sampling")
+    run_attack(a.model, a.attacks, a.out, params, a.trust_remote_code)
+
+
+def run_arg(text: str) -> tuple[tuple[str, str], Path]:
+    key, sep, path = text.partition("=")
+    variant, colon, attack = key.partition(":")
+    if not (sep and colon and variant and attack and path):
+        raise argparse.ArgumentTypeError(f"'{text}': expected VARIANT:ATTACK=JUDGMENTS")
+    return (variant, attack), Path(path)
+
+
+def _jailbreak_score_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", required=True, help="the policy's name")
+    p.add_argument(
+        "--judgments", type=run_arg, nargs="+", required=True, help="VARIANT:ATTACK=FILE ..."
+    )
+    p.add_argument("--bootstrap", type=int, default=1000)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--plot", type=Path, required=True)
+
+
+@step("jailbreak-score", _jailbreak_score_args)
+def _jailbreak_score(a: argparse.Namespace) -> None:
+    """Attack success rate and pass@N per attack and variant, and their plot."""
+    from opsa.jailbreak.score import score_jailbreaks
+    from opsa.report.jailbreak import plot_jailbreaks
+
+    runs = dict(a.judgments)
+    if len(runs) != len(a.judgments):
+        raise InputError("--judgments: a VARIANT:ATTACK is given twice")
+    score_jailbreaks(runs, a.model, a.out, a.bootstrap, a.seed)
+    plot_jailbreaks(a.out, a.plot)

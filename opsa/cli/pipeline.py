@@ -164,6 +164,7 @@ def _report_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--token-divergence", type=Path, nargs="*", default=[], help="token-level analyses"
     )
+    p.add_argument("--jailbreak", type=Path, nargs="*", default=[], help="jailbreak analyses")
     p.add_argument("--out-dir", type=Path, required=True)
 
 
@@ -172,7 +173,7 @@ def _report(a: argparse.Namespace) -> None:
     """Summary table (csv, md) and the safety-against-reasoning plot."""
     from opsa.report.summary import write_report
 
-    write_report(a.evals, a.out_dir, a.token_divergence)
+    write_report(a.evals, a.out_dir, a.token_divergence, a.jailbreak)
 
 
 def _grid_report_args(p: argparse.ArgumentParser) -> None:

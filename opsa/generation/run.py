@@ -5,9 +5,10 @@ from __future__ import annotations
 import logging
 import time
 from pathlib import Path
+from typing import Any
 
 from opsa.generation.backend import open_generator
-from opsa.generation.engine import SamplingParams
+from opsa.generation.engine import Completion, SamplingParams
 from opsa.models.chat import render_user
 from opsa.models.load import load_tokenizer
 from opsa.models.max_length import check_prompt_lengths
@@ -28,13 +29,9 @@ def generate_responses(
     tokenizer = load_tokenizer(model_dir, trust_remote_code)
     texts = [render_user(tokenizer, row["prompt"]) for row in rows]
     ids = [r["id"] for r in rows]
-    check_prompt_lengths(model_dir, tokenizer, ids, texts, params.max_new_tokens, prompts_path)
-    generator = open_generator(
-        model_dir, "policy", f"generate {Path(prompts_path).stem}", trust_remote_code
+    completions = generate_rendered(
+        model_dir, tokenizer, ids, texts, params, prompts_path, trust_remote_code
     )
-    start = time.perf_counter()
-    completions = generator.generate(texts, params)
-    seconds = time.perf_counter() - start
     out = []
     for row, samples in zip(rows, completions, strict=True):
         for k, c in enumerate(samples):
@@ -49,11 +46,32 @@ def generate_responses(
                 }
             )
     write_jsonl(out_path, out)
-    tokens = sum(len(r["token_ids"]) for r in out)
+
+
+def generate_rendered(
+    model_dir: str | Path,
+    tokenizer: Any,
+    ids: list[str],
+    texts: list[str],
+    params: SamplingParams,
+    source: str | Path,
+    trust_remote_code: bool = False,
+) -> list[list[Completion]]:
+    """Completions of rendered prompts read from `source` (named in errors and logs): their
+    lengths are checked against the model's context before any engine opens."""
+    check_prompt_lengths(model_dir, tokenizer, ids, texts, params.max_new_tokens, source)
+    generator = open_generator(
+        model_dir, "policy", f"generate {Path(source).stem}", trust_remote_code
+    )
+    start = time.perf_counter()
+    completions = generator.generate(texts, params)
+    seconds = time.perf_counter() - start
+    tokens = sum(len(c.token_ids) for samples in completions for c in samples)
     log.info(
         "%d responses, %d tokens in %.1f s (%.1f tokens/s)",
-        len(out),
+        sum(map(len, completions)),
         tokens,
         seconds,
         tokens / max(seconds, 1e-9),
     )
+    return completions

@@ -23,3 +23,9 @@ def render_chat(tokenizer: Any, messages: list[Message]) -> str:
 def render_user(tokenizer: Any, prompt: str) -> str:
     """One user turn, ready for the assistant's reply."""
     return render_chat(tokenizer, [{"role": "user", "content": prompt}])
+
+
+def render_prefilled(tokenizer: Any, prompt: str, prefill: str) -> str:
+    """One user turn and the start of the assistant's reply (`prefill`), which the model goes on
+    from: the prefix sits inside the assistant turn, after the template's assistant header."""
+    return render_user(tokenizer, prompt) + prefill

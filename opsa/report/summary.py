@@ -13,9 +13,9 @@ from typing import Any
 from opsa.errors import InputError
 from opsa.evaluation.metrics import METRICS
 from opsa.records import atomic_path, read_json, write_json
+from opsa.report import jailbreak, token_divergence
 from opsa.report.composite import Composite, composites
 from opsa.report.plot import Point, plot_safety_reasoning
-from opsa.report.token_divergence import markdown_section
 
 log = logging.getLogger(__name__)
 
@@ -172,10 +172,14 @@ def plot_points(found: dict[ModelKey, dict[str, Composite]]) -> list[Point]:
 
 
 def write_report(
-    eval_paths: list[Path], out_dir: Path, token_paths: list[Path] | None = None
+    eval_paths: list[Path],
+    out_dir: Path,
+    token_paths: list[Path] | None = None,
+    jailbreak_paths: list[Path] | None = None,
 ) -> None:
     """summary.csv (one row per model, variant and set, plus the S and R composites), the
-    same as summary.json, summary.md (models × sets, then the token-level analyses) and
+    same as summary.json, summary.md (models × sets, then the token-level and jailbreak
+    analyses) and
     safety_vs_reasoning.png in `out_dir`."""
     records = read_evaluations([Path(p) for p in eval_paths])
     if not records:
@@ -197,7 +201,9 @@ def write_report(
     with atomic_path(out_dir / MD_NAME) as tmp:
         text = markdown(records, found)
         if token_paths:
-            text += markdown_section([Path(p) for p in token_paths])
+            text += token_divergence.markdown_section([Path(p) for p in token_paths])
+        if jailbreak_paths:
+            text += jailbreak.markdown_section([Path(p) for p in jailbreak_paths])
         tmp.write_text(text, encoding="utf-8")
     plot_safety_reasoning(
         plot_points(found),

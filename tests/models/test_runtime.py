@@ -108,6 +108,11 @@ def steps(tiny: Path, f: dict[str, Path], out: Path) -> list[Asked]:
     return [
         (["generate", "--model", str(tiny), "--prompts", str(f["harmful"]),
           "--sampling", short, "--out", str(out / "gen.jsonl")], {"policy"}, {"policy"}),
+        (["jailbreak-attacks", "--attack", "prefilling", "--prompts", str(f["harmful"]),
+          "--settings", '{"attempts": 2}', "--out", str(out / "attacks.jsonl")], set(), set()),
+        (["jailbreak-generate", "--model", str(tiny), "--attacks", str(out / "attacks.jsonl"),
+          "--settings", json.dumps({"sampling": {"max_new_tokens": 4}}), "--out",
+          str(out / "jb.jsonl")], {"policy"}, {"policy"}),
         (["token-divergence", "--teacher", str(tiny), "--models", f"base={tiny}", "--rollouts",
           str(out / "gen.jsonl"), "--contexts", str(f["contexts"]), "--out",
           str(out / "tokens.json"), "--plot", str(out / "tokens.png")], {"teacher", "policy"},

@@ -31,6 +31,7 @@ def planned(tool: Callable) -> Callable[..., dict[str, int]]:
 
 # the summary and the grid report read every evaluation
 REPORTS = {"report": 1, "grid_report": 1}
+JAILBREAK = {"jailbreak_attacks", "jailbreak_generate", "jailbreak_judge", "jailbreak"}
 
 
 def plan(tool: Callable, workdir: Path, config: dict, *args: str) -> dict[str, int]:
@@ -79,8 +80,10 @@ def test_an_evaluation_only_config_plans_no_context_search(
     tmp_path: Path, planned: Callable
 ) -> None:
     jobs = planned(tmp_path, evaluation_only(smoke()))
-    assert set(jobs) == {"prepare_model", "prepare_data", "generate", "judge", "evaluate", "report"}
+    evaluation = {"prepare_model", "prepare_data", "generate", "judge", "evaluate", "report"}
+    assert set(jobs) == evaluation | JAILBREAK
     assert jobs["prepare_data"] == 3 and jobs["generate"] == 3  # base model only
+    assert jobs["jailbreak_generate"] == 2  # base model, two attacks
 
 
 @pytest.mark.slow
@@ -144,7 +147,7 @@ def test_an_evaluation_parameter_reruns_evaluation_and_report_only(
     smoke_clone: Path, current: dict, planned: Callable
 ) -> None:
     current["evaluation"]["bootstrap"] += 100
-    assert planned(smoke_clone, current) == {"evaluate": 9} | REPORTS
+    assert planned(smoke_clone, current) == {"evaluate": 9, "jailbreak": 1} | REPORTS
 
 
 @pytest.mark.slow
@@ -169,6 +172,7 @@ def test_one_methods_training_parameter_retrains_that_method_only(
     current["training"][block][key] = value
     jobs = planned(smoke_clone, current)
     downstream = {"generate": 3, "judge": 2, "evaluate": 3, "token_divergence": 1} | REPORTS
+    downstream |= {"jailbreak_generate": 2, "jailbreak_judge": 2, "jailbreak": 1}
     assert jobs == trained | downstream
 
 

@@ -63,7 +63,9 @@ def test_schema_rejects_unknown_nested_key(tmp_path: Path) -> None:
 def test_every_rule_has_a_log() -> None:
     for rules in (ROOT / "workflow/rules").glob("*.smk"):
         text = rules.read_text()
-        rules_defined = re.findall(r"^(?:rule|checkpoint) \w+:", text, flags=re.M)
+        rules_defined = re.findall(
+            r"^(?:(?:rule|checkpoint) \w+|use rule \w+ as \w+ with):", text, flags=re.M
+        )
         assert len(rules_defined) == text.count("\n    log:\n"), rules
 
 

@@ -488,3 +488,44 @@ def final_outputs(wildcards):
 def judge_mem_mb(wildcards):
     model = config["judges"][wildcards.judge].get("model")
     return int(4000 + 4000 * (billions(model) if model else 0.0))
+
+
+def jailbreak_analysis():
+    return config["analysis"]["jailbreak"]
+
+
+def jailbreak_set():
+    """The harmful set whose behaviours the jailbreak attacks are built from."""
+    return jailbreak_analysis().get("dataset") or datasets_with_role("eval_harmful")[0]
+
+
+def jailbreak_judge():
+    return jailbreak_analysis().get("judge") or config["evaluation"]["safety_judge"]
+
+
+def jailbreak_settings():
+    skip = ("enabled", "dataset", "judge")
+    return as_json({k: v for k, v in jailbreak_analysis().items() if k not in skip})
+
+
+def jailbreak_template_files(wildcards):
+    """A templates file of the user's (a package's own file is covered by the code input)."""
+    location = jailbreak_analysis().get("templates", "package:")
+    uses = wildcards.attack == "templates" and not location.startswith("package:")
+    return [location] if uses else []
+
+
+def jailbreak_judgments(model):
+    """(variant:attack) -> judgments file of every variant of `model` under every attack."""
+    attacks = jailbreak_analysis().get("attacks", ["prefilling", "templates"])
+    return {
+        f"{variant}:{attack}": f"results/jailbreak/{model}/{variant}/{attack}.{jailbreak_judge()}.jsonl"
+        for variant in variants()
+        for attack in attacks
+    }
+
+
+def jailbreak_files():
+    """One jailbreak analysis per policy, when switched on and there is a harmful set."""
+    wanted = jailbreak_analysis()["enabled"] and datasets_with_role("eval_harmful")
+    return expand("results/analysis/{model}/jailbreak.json", model=config["policies"]) if wanted else []

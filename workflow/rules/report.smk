@@ -2,6 +2,7 @@ rule report:
     input:
         evals=evaluation_files(),
         token=token_divergence_files(),
+        jailbreak=jailbreak_files(),
         code=package_code("report"),
     output:
         csv=report(
@@ -30,7 +31,8 @@ rule report:
         runtime=10,
     shell:
         "python -m opsa --threads {threads} report --evals {input.evals:q} "
-        "--token-divergence {input.token:q} --out-dir results/report > {log} 2>&1"
+        "--token-divergence {input.token:q} --jailbreak {input.jailbreak:q} "
+        "--out-dir results/report > {log} 2>&1"
 
 
 rule grid_report:

@@ -1,0 +1,95 @@
+rule jailbreak_attacks:
+    input:
+        prompts=lambda wc: f"results/data/{jailbreak_set()}.jsonl",
+        templates=jailbreak_template_files,
+        code=package_code("jailbreak-attacks"),
+    output:
+        "results/jailbreak/attacks/{attack}.jsonl",
+    log:
+        "logs/jailbreak_attacks/{attack}.log",
+    conda:
+        "../../envs/cpu.yaml"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    params:
+        settings=jailbreak_settings(),
+        seed=config["seed"],
+    shell:
+        "python -m opsa --threads {threads} jailbreak-attacks --attack {wildcards.attack} "
+        "--prompts {input.prompts} --settings {params.settings:q} --seed {params.seed} "
+        "--out {output} > {log} 2>&1"
+
+
+rule jailbreak_generate:
+    input:
+        model="results/models/{model}/{variant}",
+        attacks="results/jailbreak/attacks/{attack}.jsonl",
+        code=package_code("jailbreak-generate"),
+    output:
+        "results/jailbreak/{model}/{variant}/{attack}.jsonl",
+    log:
+        "logs/jailbreak_generate/{model}/{variant}/{attack}.log",
+    benchmark:
+        "benchmarks/jailbreak_generate/{model}/{variant}/{attack}.tsv"
+    conda:
+        "../../envs/cuda.yaml"
+    threads: 2
+    resources:
+        mem_mb=mem_mb_by_scale(4000, 4000),
+        runtime=runtime_by_scale(120, 360),
+        gpu=1,
+    params:
+        run_on=runtime_args(),
+        settings=jailbreak_settings(),
+        seed=config["seed"],
+        trust=lambda wc: config["models"][wc.model]["trust_remote_code"],
+    shell:
+        "python -m opsa --threads {threads} {params.run_on} jailbreak-generate "
+        "--model {input.model} --attacks {input.attacks} --settings {params.settings:q} "
+        "--seed {params.seed} --trust-remote-code {params.trust:q} --out {output} > {log} 2>&1"
+
+
+use rule judge as jailbreak_judge with:
+    input:
+        generations="results/jailbreak/{model}/{variant}/{attack}.jsonl",
+        judge_model=lambda wc: judge_model_dirs(wc.judge),
+        judge_files=lambda wc: judge_files(wc.judge),
+        code=package_code("judge"),
+    output:
+        "results/jailbreak/{model}/{variant}/{attack}.{judge}.jsonl",
+    log:
+        "logs/jailbreak_judge/{model}/{variant}/{attack}.{judge}.log",
+    benchmark:
+        "benchmarks/jailbreak_judge/{model}/{variant}/{attack}.{judge}.tsv"
+
+
+rule jailbreak:
+    input:
+        judgments=lambda wc: jailbreak_judgments(wc.model).values(),
+        code=package_code("jailbreak-score"),
+    output:
+        analysis="results/analysis/{model}/jailbreak.json",
+        plot=report(
+            "results/report/jailbreak/{model}.png",
+            caption="../report/jailbreak.rst",
+            category="Adaptive jailbreaks",
+            labels={"model": "{model}"},
+        ),
+    log:
+        "logs/jailbreak/{model}.log",
+    conda:
+        "../../envs/cpu.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    params:
+        runs=lambda wc: [f"{run}={path}" for run, path in jailbreak_judgments(wc.model).items()],
+        bootstrap=config["evaluation"]["bootstrap"],
+        seed=config["seed"],
+    shell:
+        "python -m opsa --threads {threads} jailbreak-score --model {wildcards.model} "
+        "--judgments {params.runs:q} --bootstrap {params.bootstrap} --seed {params.seed} "
+        "--out {output.analysis} --plot {output.plot} > {log} 2>&1"
