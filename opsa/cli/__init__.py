@@ -44,6 +44,24 @@ def optional_path(text: str) -> Path | None:
     return None if text == "none" else Path(text)
 
 
+def model_arg(text: str) -> tuple[str, Path]:
+    """NAME=DIR: a model variant's name and its directory."""
+    name, sep, path = text.partition("=")
+    if not sep or not name or not path:
+        raise argparse.ArgumentTypeError(f"'{text}': expected NAME=DIR")
+    return name, Path(path)
+
+
+def unique(pairs: list[tuple[Any, Path]], flag: str) -> dict[Any, Path]:
+    """`flag`'s NAME=PATH pairs as a mapping; a name given twice is an error naming it."""
+    found: dict[Any, Path] = {}
+    for name, path in pairs:
+        if name in found:
+            raise InputError(f"{flag}: {name} is given twice")
+        found[name] = path
+    return found
+
+
 def bool_arg(text: str) -> bool:
     return text.lower() in ("true", "1", "yes")
 

@@ -6,18 +6,11 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from opsa.cli import bool_arg, json_arg, step
-from opsa.errors import InputError, validated
+from opsa.cli import bool_arg, json_arg, model_arg, step, unique
+from opsa.errors import validated
 
 if TYPE_CHECKING:
     from opsa.analysis.settings import JailbreakSettings
-
-
-def model_arg(text: str) -> tuple[str, Path]:
-    name, sep, path = text.partition("=")
-    if not sep or not name or not path:
-        raise argparse.ArgumentTypeError(f"'{text}': expected NAME=DIR")
-    return name, Path(path)
 
 
 def _token_divergence_args(p: argparse.ArgumentParser) -> None:
@@ -38,9 +31,7 @@ def _token_divergence(a: argparse.Namespace) -> None:
     from opsa.analysis.token_divergence import analyse_token_divergence
     from opsa.report.token_divergence import plot_token_divergence
 
-    models = dict(a.models)
-    if len(models) != len(a.models):
-        raise InputError("--models: a model name is given twice")
+    models = unique(a.models, "--models")
     settings = validated(TokenAnalysisSettings, a.settings, "analysis.token_divergence")
     analyse_token_divergence(
         a.teacher, models, a.rollouts, a.contexts, settings, a.out, a.trust_remote_code
@@ -115,8 +106,5 @@ def _jailbreak_score(a: argparse.Namespace) -> None:
     from opsa.jailbreak.score import score_jailbreaks
     from opsa.report.jailbreak import plot_jailbreaks
 
-    runs = dict(a.judgments)
-    if len(runs) != len(a.judgments):
-        raise InputError("--judgments: a VARIANT:ATTACK is given twice")
-    score_jailbreaks(runs, a.model, a.out, a.bootstrap, a.seed)
+    score_jailbreaks(unique(a.judgments, "--judgments"), a.model, a.out, a.bootstrap, a.seed)
     plot_jailbreaks(a.out, a.plot)

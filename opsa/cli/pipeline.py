@@ -9,8 +9,10 @@ from opsa.cli import (
     bool_arg,
     json_arg,
     judge_args,
+    model_arg,
     optional_path,
     step,
+    unique,
 )
 from opsa.errors import validated
 from opsa.hub import hub_offline
@@ -165,6 +167,7 @@ def _report_args(p: argparse.ArgumentParser) -> None:
         "--token-divergence", type=Path, nargs="*", default=[], help="token-level analyses"
     )
     p.add_argument("--jailbreak", type=Path, nargs="*", default=[], help="jailbreak analyses")
+    p.add_argument("--training-curves", type=Path, nargs="*", default=[], help="curve plots")
     p.add_argument("--out-dir", type=Path, required=True)
 
 
@@ -173,7 +176,20 @@ def _report(a: argparse.Namespace) -> None:
     """Summary table (csv, md) and the safety-against-reasoning plot."""
     from opsa.report.summary import write_report
 
-    write_report(a.evals, a.out_dir, a.token_divergence, a.jailbreak)
+    write_report(a.evals, a.out_dir, a.token_divergence, a.jailbreak, a.training_curves)
+
+
+def _training_curves_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--models", type=model_arg, nargs="+", required=True, help="NAME=DIR ...")
+    p.add_argument("--out", type=Path, required=True)
+
+
+@step("training-curves", _training_curves_args)
+def _training_curves(a: argparse.Namespace) -> None:
+    """Loss, gradient norm, learning rate and tokens per step of each trained variant."""
+    from opsa.report.training_curves import plot_training_curves
+
+    plot_training_curves(unique(a.models, "--models"), a.out)
 
 
 def _grid_report_args(p: argparse.ArgumentParser) -> None:

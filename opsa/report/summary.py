@@ -13,7 +13,7 @@ from typing import Any
 from opsa.errors import InputError
 from opsa.evaluation.metrics import METRICS
 from opsa.records import atomic_path, read_json, write_json
-from opsa.report import jailbreak, token_divergence
+from opsa.report import jailbreak, token_divergence, training_curves
 from opsa.report.composite import Composite, composites
 from opsa.report.plot import Point, plot_safety_reasoning
 
@@ -176,10 +176,11 @@ def write_report(
     out_dir: Path,
     token_paths: list[Path] | None = None,
     jailbreak_paths: list[Path] | None = None,
+    curve_paths: list[Path] | None = None,
 ) -> None:
     """summary.csv (one row per model, variant and set, plus the S and R composites), the
     same as summary.json, summary.md (models × sets, then the token-level and jailbreak
-    analyses) and
+    analyses and the training curves) and
     safety_vs_reasoning.png in `out_dir`."""
     records = read_evaluations([Path(p) for p in eval_paths])
     if not records:
@@ -204,6 +205,8 @@ def write_report(
             text += token_divergence.markdown_section([Path(p) for p in token_paths])
         if jailbreak_paths:
             text += jailbreak.markdown_section([Path(p) for p in jailbreak_paths])
+        if curve_paths:
+            text += training_curves.markdown_section([Path(p) for p in curve_paths])
         tmp.write_text(text, encoding="utf-8")
     plot_safety_reasoning(
         plot_points(found),

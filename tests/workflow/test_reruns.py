@@ -173,6 +173,7 @@ def test_one_methods_training_parameter_retrains_that_method_only(
     jobs = planned(smoke_clone, current)
     downstream = {"generate": 3, "judge": 2, "evaluate": 3, "token_divergence": 1} | REPORTS
     downstream |= {"jailbreak_generate": 2, "jailbreak_judge": 2, "jailbreak": 1}
+    downstream |= {"training_curves": 1}
     assert jobs == trained | downstream
 
 

@@ -529,3 +529,12 @@ def jailbreak_files():
     """One jailbreak analysis per policy, when switched on and there is a harmful set."""
     wanted = jailbreak_analysis()["enabled"] and datasets_with_role("eval_harmful")
     return expand("results/analysis/{model}/jailbreak.json", model=config["policies"]) if wanted else []
+
+
+def trained_variants():
+    return [v for v in variants() if v != "base"]
+
+
+def training_curve_files():
+    """One training-curve plot per policy, when any method trains."""
+    return expand("results/report/training/{model}.png", model=config["policies"]) if trained_variants() else []

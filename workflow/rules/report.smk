@@ -3,6 +3,7 @@ rule report:
         evals=evaluation_files(),
         token=token_divergence_files(),
         jailbreak=jailbreak_files(),
+        curves=training_curve_files(),
         code=package_code("report"),
     output:
         csv=report(
@@ -32,7 +33,33 @@ rule report:
     shell:
         "python -m opsa --threads {threads} report --evals {input.evals:q} "
         "--token-divergence {input.token:q} --jailbreak {input.jailbreak:q} "
-        "--out-dir results/report > {log} 2>&1"
+        "--training-curves {input.curves:q} --out-dir results/report > {log} 2>&1"
+
+
+rule training_curves:
+    input:
+        models=lambda wc: [model_dir(wc.model, v) for v in trained_variants()],
+        code=package_code("training-curves"),
+    output:
+        report(
+            "results/report/training/{model}.png",
+            caption="../report/training_curves.rst",
+            category="Training",
+            labels={"model": "{model}"},
+        ),
+    log:
+        "logs/training_curves/{model}.log",
+    conda:
+        "../../envs/cpu.yaml"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    params:
+        models=lambda wc: [f"{v}={model_dir(wc.model, v)}" for v in trained_variants()],
+    shell:
+        "python -m opsa --threads {threads} training-curves --models {params.models:q} "
+        "--out {output} > {log} 2>&1"
 
 
 rule grid_report:
