@@ -26,7 +26,7 @@ wildcard_constraints:
     dataset=r"[A-Za-z0-9_\-]+",
     judge=r"[A-Za-z0-9_\-]+",
     shard=r"\d+",
-    attack=r"prefilling|templates",
+    attack=r"prefilling|templates|pap",
 
 
 include: "workflow/rules/common.smk"

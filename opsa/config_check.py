@@ -21,7 +21,7 @@ from opsa.errors import InputError, first_error
 from opsa.records import read_yaml
 
 # keys of an analysis block that the workflow reads rather than the analysis step
-ANALYSIS_KEYS = ("enabled", "dataset", "judge")
+ANALYSIS_KEYS = ("enabled", "dataset", "judge", "attacker")
 
 
 def exit_with_one_line(e: InputError) -> NoReturn:
@@ -144,6 +144,11 @@ def check_settings(config: dict[str, Any]) -> None:
         (TokenAnalysisSettings, token, ("analysis", "token_divergence")),
         (JailbreakSettings, jailbreak, ("analysis", "jailbreak")),
         (SamplingParams, jailbreak.get("sampling", {}), ("analysis", "jailbreak", "sampling")),
+        (
+            SamplingParams,
+            jailbreak.get("attacker_sampling", {}),
+            ("analysis", "jailbreak", "attacker_sampling"),
+        ),
     ]
     # each method's settings: `common`, then the method's own (common.smk's training_settings)
     blocks.append((OPSAConfig, {**training["common"], **training["opsa"]}, ("training",)))
@@ -161,6 +166,13 @@ def check_references(config: dict[str, Any]) -> None:
     models, judges = config["models"], config["judges"]
     for k, policy in enumerate(config["policies"]):
         _defined(policy, models, f"policies[{k}]", "models")
+    if "attacker" in config["analysis"]["jailbreak"]:
+        _defined(
+            config["analysis"]["jailbreak"]["attacker"],
+            models,
+            "analysis.jailbreak.attacker",
+            "models",
+        )
     for name, spec in judges.items():
         _judge_model(name, spec, models)
     used = {

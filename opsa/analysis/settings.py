@@ -22,7 +22,7 @@ class TokenAnalysisSettings(BaseModel):
     top_tokens: int = Field(20, ge=1, description="rows of the table of tokens")
 
 
-Attack = Literal["prefilling", "templates"]
+Attack = Literal["prefilling", "templates", "pap"]
 
 # Affirmative openings for behaviours whose set has no target of its own (attempt k uses the
 # k-th, cycling); a set's `meta.target` (e.g. HarmBench's or AdvBench's) is used when present.
@@ -39,7 +39,7 @@ class JailbreakSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    attacks: list[Attack] = Field(["prefilling", "templates"], min_length=1)
+    attacks: list[Attack] = Field(["prefilling", "templates", "pap"], min_length=1)
     behaviours: int | None = Field(
         None, ge=1, description="a seeded subset of the set's behaviours; null: all of them"
     )
@@ -53,6 +53,10 @@ class JailbreakSettings(BaseModel):
     sampling: dict[str, Any] = Field(
         default_factory=lambda: {"temperature": 0.7, "max_new_tokens": 64, "batch_size": 16}
     )
+    attacker_sampling: dict[str, Any] = Field(
+        default_factory=lambda: {"temperature": 0.7, "max_new_tokens": 160, "batch_size": 16},
+        description="decoding of the attacker model (PAP paraphrases)",
+    )
 
     @field_validator("prefixes")
     @classmethod
@@ -61,7 +65,7 @@ class JailbreakSettings(BaseModel):
             raise ValueError("an empty prefix is no attack")
         return prefixes
 
-    @field_validator("sampling")
+    @field_validator("sampling", "attacker_sampling")
     @classmethod
     def _one_sample_per_attempt(cls, sampling: dict[str, Any]) -> dict[str, Any]:
         if sampling.get("samples", 1) != 1:

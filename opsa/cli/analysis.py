@@ -61,6 +61,27 @@ def _jailbreak_attacks(a: argparse.Namespace) -> None:
     build_attacks(a.prompts, a.attack, _jailbreak_settings(a), a.seed, a.out)
 
 
+def _jailbreak_paraphrase_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--prompts", type=Path, required=True, help="a prepared eval_harmful set")
+    p.add_argument("--attacker", type=Path, required=True, help="the attacker model")
+    p.add_argument("--settings", type=json_arg, default={}, help="analysis.jailbreak as JSON")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--trust-remote-code", type=bool_arg, default=False)
+    p.add_argument("--out", type=Path, required=True)
+
+
+@step("jailbreak-paraphrase", _jailbreak_paraphrase_args)
+def _jailbreak_paraphrase(a: argparse.Namespace) -> None:
+    """The PAP attack's prompts: the attacker's persuasive paraphrases of each behaviour."""
+    from opsa.generation.engine import SamplingParams
+    from opsa.jailbreak.persuasion import build_pap
+
+    settings = _jailbreak_settings(a)
+    sampling = {"seed": a.seed, **settings.attacker_sampling}
+    params = validated(SamplingParams, sampling, "analysis.jailbreak.attacker_sampling")
+    build_pap(a.prompts, a.attacker, settings, params, a.seed, a.out, a.trust_remote_code)
+
+
 def _jailbreak_generate_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", type=Path, required=True)
     p.add_argument("--attacks", type=Path, required=True, help="an attack's prompts")

@@ -12,6 +12,7 @@ from opsa.generation.engine import Completion, SamplingParams
 from opsa.models.chat import render_user
 from opsa.models.load import load_tokenizer
 from opsa.models.max_length import check_prompt_lengths
+from opsa.models.runtime import Role
 from opsa.records import read_jsonl, require_columns, write_jsonl
 
 log = logging.getLogger(__name__)
@@ -56,13 +57,12 @@ def generate_rendered(
     params: SamplingParams,
     source: str | Path,
     trust_remote_code: bool = False,
+    role: Role = "policy",
 ) -> list[list[Completion]]:
-    """Completions of rendered prompts read from `source` (named in errors and logs): their
-    lengths are checked against the model's context before any engine opens."""
+    """Completions of rendered prompts read from `source` (named in errors and logs) by the
+    model in `role`: their lengths are checked against its context before any engine opens."""
     check_prompt_lengths(model_dir, tokenizer, ids, texts, params.max_new_tokens, source)
-    generator = open_generator(
-        model_dir, "policy", f"generate {Path(source).stem}", trust_remote_code
-    )
+    generator = open_generator(model_dir, role, f"generate {Path(source).stem}", trust_remote_code)
     start = time.perf_counter()
     completions = generator.generate(texts, params)
     seconds = time.perf_counter() - start

@@ -60,13 +60,13 @@ def prefilling(behaviours: list[Row], settings: JailbreakSettings) -> list[Row]:
         target = (b.get("meta") or {}).get("target")
         for k in range(settings.attempts):
             prefix = target if target else settings.prefixes[k % len(settings.prefixes)]
-            rows.append(_row(b, k, b["prompt"], prefix))
+            rows.append(attack_row(b, k, b["prompt"], prefix))
     return rows
 
 
 def templated(behaviours: list[Row], templates: list[str], marker: str) -> list[Row]:
     return [
-        _row(b, k, template.replace(marker, b["prompt"]), "")
+        attack_row(b, k, template.replace(marker, b["prompt"]))
         for b in behaviours
         for k, template in enumerate(templates)
     ]
@@ -95,11 +95,13 @@ def pick_templates(settings: JailbreakSettings, seed: int) -> list[str]:
     return random.Random(seed).sample(usable, settings.attempts)
 
 
-def _row(behaviour: Row, attempt: int, prompt: str, prefill: str) -> Row:
+def attack_row(behaviour: Row, attempt: int, prompt: str, prefill: str = "", **extra: Any) -> Row:
+    """One attempt at a behaviour: the user turn sent and the assistant-turn opening."""
     return {
         "id": behaviour["id"],
         "attempt": attempt,
         "behaviour": behaviour["prompt"],
         "prompt": prompt,
         "prefill": prefill,
+        **extra,
     }

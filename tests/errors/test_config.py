@@ -96,6 +96,26 @@ CASES = {
         _set("evaluation.code_execution", {"timeout_s": 0}),
         ["config key 'evaluation.code_execution.timeout_s'"],
     ),
+    "jailbreak attacker not a model": (
+        _set("analysis.jailbreak.attacker", "gpt-4"),
+        ["analysis.jailbreak.attacker", "'gpt-4'", "models"],
+    ),
+    "jailbreak judge not defined": (
+        _set("analysis.jailbreak.judge", "harmbench"),
+        ["analysis.jailbreak.judge", "'harmbench'", "judges"],
+    ),
+    "jailbreak set not harmful": (
+        _set("analysis.jailbreak.dataset", "arithmetic"),
+        ["analysis.jailbreak.dataset", "'arithmetic'", "eval_harmful"],
+    ),
+    "unknown jailbreak attack": (
+        _set("analysis.jailbreak.attacks", ["gcg"]),
+        ["analysis.jailbreak.attacks[0]", "'gcg'"],
+    ),
+    "jailbreak attempts as samples": (
+        _set("analysis.jailbreak.sampling", {"samples": 4}),
+        ["analysis.jailbreak.sampling", "attempts"],
+    ),
     "bad prompt template": (
         _set("datasets.arithmetic.sources", [{"builtin": "arithmetic", "prompt_template": "{a"}]),
         ["datasets.arithmetic.sources[0]", "prompt_template"],

@@ -503,21 +503,26 @@ def jailbreak_judge():
     return jailbreak_analysis().get("judge") or config["evaluation"]["safety_judge"]
 
 
+def jailbreak_attacker():
+    """The model that writes PAP paraphrases: `attacker:`, else the first policy."""
+    return jailbreak_analysis().get("attacker") or config["policies"][0]
+
+
 def jailbreak_settings():
-    skip = ("enabled", "dataset", "judge")
+    skip = ("enabled", "dataset", "judge", "attacker")
     return as_json({k: v for k, v in jailbreak_analysis().items() if k not in skip})
 
 
 def jailbreak_template_files(wildcards):
     """A templates file of the user's (a package's own file is covered by the code input)."""
-    location = jailbreak_analysis().get("templates", "package:")
+    location = jailbreak_analysis()["templates"]
     uses = wildcards.attack == "templates" and not location.startswith("package:")
     return [location] if uses else []
 
 
 def jailbreak_judgments(model):
     """(variant:attack) -> judgments file of every variant of `model` under every attack."""
-    attacks = jailbreak_analysis().get("attacks", ["prefilling", "templates"])
+    attacks = jailbreak_analysis()["attacks"]
     return {
         f"{variant}:{attack}": f"results/jailbreak/{model}/{variant}/{attack}.{jailbreak_judge()}.jsonl"
         for variant in variants()

@@ -1,4 +1,6 @@
 rule jailbreak_attacks:
+    wildcard_constraints:
+        attack="prefilling|templates",
     input:
         prompts=lambda wc: f"results/data/{jailbreak_set()}.jsonl",
         templates=jailbreak_template_files,
@@ -20,6 +22,35 @@ rule jailbreak_attacks:
         "python -m opsa --threads {threads} jailbreak-attacks --attack {wildcards.attack} "
         "--prompts {input.prompts} --settings {params.settings:q} --seed {params.seed} "
         "--out {output} > {log} 2>&1"
+
+
+rule jailbreak_pap:
+    input:
+        prompts=lambda wc: f"results/data/{jailbreak_set()}.jsonl",
+        attacker=lambda wc: model_dir(jailbreak_attacker()),
+        code=package_code("jailbreak-paraphrase"),
+    output:
+        "results/jailbreak/attacks/pap.jsonl",
+    log:
+        "logs/jailbreak_attacks/pap.log",
+    benchmark:
+        "benchmarks/jailbreak_attacks/pap.tsv"
+    conda:
+        "../../envs/cuda.yaml"
+    threads: 2
+    resources:
+        mem_mb=lambda wc: int(4000 + 4000 * billions(jailbreak_attacker())),
+        runtime=120,
+        gpu=1,
+    params:
+        run_on=runtime_args(),
+        settings=jailbreak_settings(),
+        seed=config["seed"],
+        trust=lambda wc: config["models"][jailbreak_attacker()]["trust_remote_code"],
+    shell:
+        "python -m opsa --threads {threads} {params.run_on} jailbreak-paraphrase "
+        "--prompts {input.prompts} --attacker {input.attacker} --settings {params.settings:q} "
+        "--seed {params.seed} --trust-remote-code {params.trust:q} --out {output} > {log} 2>&1"
 
 
 rule jailbreak_generate:
