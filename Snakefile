@@ -26,7 +26,7 @@ wildcard_constraints:
     dataset=r"[A-Za-z0-9_\-]+",
     judge=r"[A-Za-z0-9_\-]+",
     shard=r"\d+",
-    attack=r"prefilling|templates|pap",
+    attack=r"prefilling|templates|pap|pair",
 
 
 include: "workflow/rules/common.smk"

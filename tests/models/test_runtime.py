@@ -113,6 +113,10 @@ def steps(tiny: Path, f: dict[str, Path], out: Path) -> list[Asked]:
         (["jailbreak-paraphrase", "--prompts", str(f["harmful"]), "--attacker", str(tiny),
           "--settings", json.dumps({"attempts": 1, "attacker_sampling": {"max_new_tokens": 4}}),
           "--out", str(out / "pap.jsonl")], {"writer"}, {"writer"}),
+        (["jailbreak-pair", "--model", str(tiny), "--attacker", str(tiny), "--prompts",
+          str(f["harmful"]), "--settings", json.dumps({"attempts": 1, "rounds": 1, "sampling":
+          {"max_new_tokens": 4}, "attacker_sampling": {"max_new_tokens": 4}}), *refusal,
+          "none", "--out", str(out / "pair.jsonl")], {"writer", "policy"}, {"writer", "policy"}),
         (["jailbreak-generate", "--model", str(tiny), "--attacks", str(out / "attacks.jsonl"),
           "--settings", json.dumps({"sampling": {"max_new_tokens": 4}}), "--out",
           str(out / "jb.jsonl")], {"policy"}, {"policy"}),

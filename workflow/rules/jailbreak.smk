@@ -54,6 +54,8 @@ rule jailbreak_pap:
 
 
 rule jailbreak_generate:
+    wildcard_constraints:
+        attack="prefilling|templates|pap",
     input:
         model="results/models/{model}/{variant}",
         attacks="results/jailbreak/attacks/{attack}.jsonl",
@@ -80,6 +82,42 @@ rule jailbreak_generate:
         "python -m opsa --threads {threads} {params.run_on} jailbreak-generate "
         "--model {input.model} --attacks {input.attacks} --settings {params.settings:q} "
         "--seed {params.seed} --trust-remote-code {params.trust:q} --out {output} > {log} 2>&1"
+
+
+rule jailbreak_pair:
+    input:
+        model="results/models/{model}/{variant}",
+        prompts=lambda wc: f"results/data/{jailbreak_set()}.jsonl",
+        attacker=lambda wc: model_dir(jailbreak_attacker()),
+        judge_model=lambda wc: judge_model_dirs(jailbreak_judge()),
+        judge_files=lambda wc: judge_files(jailbreak_judge()),
+        code=package_code("jailbreak-pair"),
+    output:
+        "results/jailbreak/{model}/{variant}/pair.jsonl",
+    log:
+        "logs/jailbreak_generate/{model}/{variant}/pair.log",
+    benchmark:
+        "benchmarks/jailbreak_generate/{model}/{variant}/pair.tsv"
+    conda:
+        "../../envs/cuda.yaml"
+    threads: 2
+    resources:
+        mem_mb=lambda wc: int(8000 + 4000 * (billions(wc.model) + billions(jailbreak_attacker()))),
+        runtime=runtime_by_scale(240, 720),
+        gpu=1,
+    params:
+        run_on=runtime_args(),
+        settings=jailbreak_settings(),
+        seed=config["seed"],
+        trust=lambda wc: config["models"][wc.model]["trust_remote_code"],
+        judge=jailbreak_judge(),
+        spec=as_json(config["judges"][jailbreak_judge()]),
+        judge_model=lambda wc, input: input.judge_model or "none",
+    shell:
+        "python -m opsa --threads {threads} {params.run_on} jailbreak-pair --model {input.model} "
+        "--attacker {input.attacker} --prompts {input.prompts} --settings {params.settings:q} "
+        "--seed {params.seed} --trust-remote-code {params.trust:q} --judge {params.judge:q} "
+        "--spec {params.spec:q} --judge-model {params.judge_model:q} --out {output} > {log} 2>&1"
 
 
 use rule judge as jailbreak_judge with:
