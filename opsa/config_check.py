@@ -197,6 +197,19 @@ def check_references(config: dict[str, Any]) -> None:
                 f"config key 'analysis.{name}.dataset': '{chosen}' is not a set with "
                 "role eval_harmful under datasets"
             )
+    sweep = config["analysis"]["size_sweep"]
+    for k, method in enumerate(sweep["methods"] if sweep["enabled"] else []):
+        if method not in training["methods"]:
+            raise InputError(
+                f"config key 'analysis.size_sweep.methods[{k}]': '{method}' is not under "
+                "training.methods"
+            )
+    shares = {round(100 * f) for f in sweep["fractions"]}
+    if sweep["enabled"] and (len(shares) < len(sweep["fractions"]) or shares & {0, 100}):
+        raise InputError(
+            "config key 'analysis.size_sweep.fractions': give distinct shares between 0.01 and "
+            "0.99 (each names a variant by its whole percent)"
+        )
     if "external_teacher" in training["methods"] and "source" not in training["external"]:
         raise InputError(
             "config key 'training.external.source': method external_teacher needs a source "

@@ -155,10 +155,20 @@ def _evaluate(a: argparse.Namespace) -> None:
     from opsa.evaluation.evaluate import evaluate_set
 
     evaluate_set(
-        a.role, a.prompts, a.generations, a.judgments, a.out, a.model, a.variant, a.dataset,
-        answer_type=a.answer_type, bootstrap=a.bootstrap, seed=a.seed, items_path=a.items,
+        a.role,
+        a.prompts,
+        a.generations,
+        a.judgments,
+        a.out,
+        a.model,
+        a.variant,
+        a.dataset,
+        answer_type=a.answer_type,
+        bootstrap=a.bootstrap,
+        seed=a.seed,
+        items_path=a.items,
         code_limits=validated(ExecLimits, a.code_limits, "--code-limits"),
-    )  # fmt: skip
+    )
 
 
 def _report_args(p: argparse.ArgumentParser) -> None:
@@ -168,15 +178,25 @@ def _report_args(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--jailbreak", type=Path, nargs="*", default=[], help="jailbreak analyses")
     p.add_argument("--training-curves", type=Path, nargs="*", default=[], help="curve plots")
+    p.add_argument("--size-sweep", type=Path, nargs="*", default=[], help="size sweeps")
     p.add_argument("--out-dir", type=Path, required=True)
 
 
 @step("report", _report_args)
 def _report(a: argparse.Namespace) -> None:
-    """Summary table (csv, md) and the safety-against-reasoning plot."""
+    """Summary table (csv, md) with a section per analysis, and the safety-against-reasoning
+    plot."""
+    from opsa.report import jailbreak, size_sweep, token_divergence, training_curves
     from opsa.report.summary import write_report
 
-    write_report(a.evals, a.out_dir, a.token_divergence, a.jailbreak, a.training_curves)
+    analyses = [
+        (token_divergence, a.token_divergence),
+        (jailbreak, a.jailbreak),
+        (size_sweep, a.size_sweep),
+        (training_curves, a.training_curves),
+    ]
+    sections = [module.markdown_section(paths) for module, paths in analyses if paths]
+    write_report(a.evals, a.out_dir, sections)
 
 
 def _training_curves_args(p: argparse.ArgumentParser) -> None:
@@ -190,6 +210,37 @@ def _training_curves(a: argparse.Namespace) -> None:
     from opsa.report.training_curves import plot_training_curves
 
     plot_training_curves(unique(a.models, "--models"), a.out)
+
+
+def sweep_point(text: str) -> tuple[str, tuple[str, float]]:
+    variant, sep, point = text.partition("=")
+    method, colon, share = point.partition(":")
+    try:
+        return variant, (method, float(share))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}': expected VARIANT=METHOD:SHARE") from None
+
+
+def _size_sweep_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--evals", type=Path, nargs="+", required=True)
+    p.add_argument(
+        "--points",
+        type=sweep_point,
+        nargs="+",
+        required=True,
+        help="VARIANT=METHOD:SHARE ... (base=base:0 for the reference)",
+    )
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--plot", type=Path, required=True)
+
+
+@step("size-sweep", _size_sweep_args)
+def _size_sweep(a: argparse.Namespace) -> None:
+    """Safety and reasoning of each method against the share of training items it used."""
+    from opsa.report.size_sweep import plot_size_sweep, size_sweep
+
+    size_sweep(a.evals, dict(a.points), a.out)
+    plot_size_sweep(a.out, a.plot)
 
 
 def _grid_report_args(p: argparse.ArgumentParser) -> None:

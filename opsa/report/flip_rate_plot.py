@@ -6,15 +6,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-import matplotlib
+import pandas as pd
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import pandas as pd  # noqa: E402
-
-from opsa.contexts.placement import PLACEMENTS  # noqa: E402
-from opsa.errors import InputError  # noqa: E402
-from opsa.records import atomic_path, require_columns  # noqa: E402
+from opsa.contexts.placement import PLACEMENTS
+from opsa.errors import InputError
+from opsa.records import require_columns
+from opsa.report.figures import plt, save_png
 
 COLOURS = dict(zip(PLACEMENTS, ["#4477aa", "#ee6677", "#228833", "#ccbb44"], strict=True))
 LABELS = {"tfr": "TFR (all harmful prompts)", "tfr_unsafe": "TFR (base-unsafe prompts)"}
@@ -40,9 +37,7 @@ def plot_flip_rates(
     _by_candidate(left, table, rate)
     _by_placement(right, table, rate)
     fig.suptitle(f"{LABELS[rate]} with 95% bootstrap intervals")
-    with atomic_path(out_path) as tmp:
-        fig.savefig(tmp, format="png", dpi=110)
-    plt.close(fig)
+    save_png(fig, out_path)
 
 
 def _by_candidate(ax: plt.Axes, table: pd.DataFrame, rate: str) -> None:

@@ -18,7 +18,7 @@ from pathlib import Path
 from opsa.errors import InputError
 from opsa.records import atomic_path
 from opsa.report.composite import composites
-from opsa.report.summary import Record, read_evaluations
+from opsa.report.evaluations import Record, read_evaluations
 
 SEED_MARKER = "-seed"
 LEVEL = 0.95

@@ -6,13 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-
-from opsa.errors import InputError  # noqa: E402
-from opsa.records import atomic_path, read_json  # noqa: E402
+from opsa.errors import InputError
+from opsa.records import read_json
+from opsa.report.figures import plt, save_png
 
 
 def read_scores(path: str | Path) -> dict[str, Any]:
@@ -45,9 +41,7 @@ def plot_jailbreaks(scores_path: str | Path, out_path: str | Path) -> None:
     ax.set_ylim(0, 1.05)
     ax.set_ylabel(f"attack success rate ({data['judge']}); dots: pass@{data['attempts']}")
     ax.legend(fontsize=8)
-    with atomic_path(out_path) as tmp:
-        fig.savefig(tmp, format="png", dpi=110)
-    plt.close(fig)
+    save_png(fig, out_path)
 
 
 def markdown_section(paths: list[Path]) -> str:

@@ -6,12 +6,7 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-
-from opsa.records import atomic_path  # noqa: E402
+from opsa.report.figures import plt, save_png
 
 
 @dataclass(frozen=True)
@@ -58,6 +53,4 @@ def plot_safety_reasoning(
     ax.set_ylabel(ylabel)
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    with atomic_path(out_path) as tmp:
-        fig.savefig(tmp, format="png", metadata={"Software": None})
-    plt.close(fig)
+    save_png(fig, out_path, dpi="figure")

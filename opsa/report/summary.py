@@ -12,50 +12,18 @@ from typing import Any
 
 from opsa.errors import InputError
 from opsa.evaluation.metrics import METRICS
-from opsa.records import atomic_path, read_json, write_json
-from opsa.report import jailbreak, token_divergence, training_curves
+from opsa.records import atomic_path, write_json
 from opsa.report.composite import Composite, composites
+from opsa.report.evaluations import FIELDS, Record, read_evaluations
 from opsa.report.plot import Point, plot_safety_reasoning
 
 log = logging.getLogger(__name__)
 
-Record = dict[str, Any]
 ModelKey = tuple[str, str]
 
-FIELDS = [
-    "model",
-    "variant",
-    "set",
-    "role",
-    "metric",
-    "value",
-    "ci_low",
-    "ci_high",
-    "n",
-    "judge",
-    "direction",
-]
 ROLE_ORDER = list(METRICS)
 CSV_NAME, MD_NAME, PLOT_NAME = "summary.csv", "summary.md", "safety_vs_reasoning.png"
 JSON_NAME = "summary.json"
-
-
-def read_evaluations(paths: list[Path]) -> list[Record]:
-    """The records, checked for their fields and for one record per model, variant and set."""
-    records, seen = [], {}
-    for path in paths:
-        record = read_json(path)
-        missing = [f for f in FIELDS if f not in record]
-        if missing:
-            raise InputError(f"{path}: missing key '{missing[0]}'")
-        if record["role"] not in METRICS:
-            raise InputError(f"{path}: role '{record['role']}' is not an evaluation role")
-        key = (record["model"], record["variant"], record["set"])
-        if key in seen:
-            raise InputError(f"{path}: {'/'.join(key)} is also in {seen[key]}")
-        seen[key] = path
-        records.append(record)
-    return records
 
 
 def model_order(records: list[Record]) -> list[ModelKey]:
@@ -171,16 +139,9 @@ def plot_points(found: dict[ModelKey, dict[str, Composite]]) -> list[Point]:
     return points
 
 
-def write_report(
-    eval_paths: list[Path],
-    out_dir: Path,
-    token_paths: list[Path] | None = None,
-    jailbreak_paths: list[Path] | None = None,
-    curve_paths: list[Path] | None = None,
-) -> None:
+def write_report(eval_paths: list[Path], out_dir: Path, sections: list[str] | None = None) -> None:
     """summary.csv (one row per model, variant and set, plus the S and R composites), the
-    same as summary.json, summary.md (models × sets, then the token-level and jailbreak
-    analyses and the training curves) and
+    same as summary.json, summary.md (models × sets, then the analyses' `sections`) and
     safety_vs_reasoning.png in `out_dir`."""
     records = read_evaluations([Path(p) for p in eval_paths])
     if not records:
@@ -200,13 +161,7 @@ def write_report(
     write_csv(out_dir / CSV_NAME, rows)
     write_json(out_dir / JSON_NAME, metrics(rows))
     with atomic_path(out_dir / MD_NAME) as tmp:
-        text = markdown(records, found)
-        if token_paths:
-            text += token_divergence.markdown_section([Path(p) for p in token_paths])
-        if jailbreak_paths:
-            text += jailbreak.markdown_section([Path(p) for p in jailbreak_paths])
-        if curve_paths:
-            text += training_curves.markdown_section([Path(p) for p in curve_paths])
+        text = markdown(records, found) + "".join(sections or [])
         tmp.write_text(text, encoding="utf-8")
     plot_safety_reasoning(
         plot_points(found),

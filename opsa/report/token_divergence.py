@@ -6,13 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-
-from opsa.errors import InputError  # noqa: E402
-from opsa.records import atomic_path, read_json  # noqa: E402
+from opsa.errors import InputError
+from opsa.records import read_json
+from opsa.report.figures import plt, save_png
 
 TABLE_ROWS = 8
 
@@ -36,9 +32,7 @@ def plot_token_divergence(analysis_path: str | Path, out_path: str | Path) -> No
     ax.set_title(f"teacher = base model with context '{data['context']}', "
                  f"{data['rollouts']} base responses", fontsize=9)  # fmt: skip
     ax.legend()
-    with atomic_path(out_path) as tmp:
-        fig.savefig(tmp, format="png", dpi=110)
-    plt.close(fig)
+    save_png(fig, out_path)
 
 
 def early_share(found: dict[str, Any], first: int = 10) -> float:

@@ -5,13 +5,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-
-from opsa.errors import InputError  # noqa: E402
-from opsa.records import atomic_path, read_jsonl, require_columns  # noqa: E402
+from opsa.errors import InputError
+from opsa.records import read_jsonl, require_columns
+from opsa.report.figures import plt, save_png
 
 LOG_NAME = "train_log.jsonl"  # as opsa.training.loop writes it (not imported: torch-free here)
 PANELS = [
@@ -39,9 +35,7 @@ def plot_training_curves(models: dict[str, Path], out_path: str | Path) -> None:
             ax.set_ylabel(label)
             ax.set_xlabel("optimizer step")
     axes.flat[0].legend(fontsize=8)
-    with atomic_path(out_path) as tmp:
-        fig.savefig(tmp, format="png", dpi=110)
-    plt.close(fig)
+    save_png(fig, out_path)
 
 
 def markdown_section(paths: list[Path]) -> str:

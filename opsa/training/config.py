@@ -26,6 +26,9 @@ class TrainConfig(BaseModel):
     batch_size: int = Field(4, ge=1, description="prompts per optimiser step (paper: 64)")
     micro_batch_size: int = Field(4, ge=1, description="sequences per forward/backward")
     epochs: int = Field(1, ge=1, description="passes over the prompts (paper: 3)")
+    prompt_fraction: float = Field(
+        1.0, gt=0.0, le=1.0, description="train on this seeded share of the items (size sweep)"
+    )
     max_steps: int | None = Field(None, ge=1, description="stop early after this many steps")
     drop_last_batch: bool = Field(False, description="skip each epoch's incomplete last batch")
     checkpoint_every: int = Field(50, ge=1)

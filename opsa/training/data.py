@@ -52,18 +52,27 @@ def load_selected_contexts(path: str | Path) -> tuple[Context, Context | None]:
 
 
 def batch_schedule(
-    num_items: int, batch_size: int, epochs: int, seed: int, drop_last: bool = False
+    num_items: int,
+    batch_size: int,
+    epochs: int,
+    seed: int,
+    drop_last: bool = False,
+    fraction: float = 1.0,
 ) -> list[list[int]]:
-    """Item indices of every optimiser step: each epoch a fresh seeded shuffle of all items
+    """Item indices of every optimiser step: each epoch a fresh seeded shuffle of the items
     (harmful and benign mixed), cut into batches; an epoch's last batch may be smaller, or is
-    dropped with `drop_last`."""
+    dropped with `drop_last`. With `fraction` < 1 only a seeded share of the items is used,
+    the same for every seed and nested (the items of 10% are among those of 25%)."""
+    kept = list(range(num_items))
+    random.Random(num_items).shuffle(kept)
+    kept = sorted(kept[: max(1, round(fraction * num_items))]) if num_items else []
     batches = []
     for epoch in range(epochs):
-        order = list(range(num_items))
+        order = list(kept)
         random.Random(seed * 1_000_003 + epoch).shuffle(order)
-        batches += [order[i : i + batch_size] for i in range(0, num_items, batch_size)]
+        batches += [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
         if drop_last and len(batches[-1]) < batch_size:
             batches.pop()
     if not batches:
-        raise InputError(f"{num_items} items make no full batch of {batch_size}")
+        raise InputError(f"{len(kept)} items make no full batch of {batch_size}")
     return batches

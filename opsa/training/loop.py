@@ -97,7 +97,12 @@ class Run:
 def start_run(model_dir: str | Path, config: TrainConfig, num_items: int) -> Run:
     """Seed, load the student, build optimiser and schedule, and wrap them for accelerate."""
     schedule = batch_schedule(
-        num_items, config.batch_size, config.epochs, config.seed, config.drop_last_batch
+        num_items,
+        config.batch_size,
+        config.epochs,
+        config.seed,
+        config.drop_last_batch,
+        config.prompt_fraction,
     )
     accelerator = Accelerator(step_scheduler_with_optimizer=False)
     if config.cpu_threads is not None:

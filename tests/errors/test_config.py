@@ -116,6 +116,14 @@ CASES = {
         _set("analysis.jailbreak.sampling", {"samples": 4}),
         ["analysis.jailbreak.sampling", "attempts"],
     ),
+    "size sweep of an untrained method": (
+        _set("analysis.size_sweep", {"enabled": True, "methods": ["external_teacher"]}),
+        ["analysis.size_sweep.methods[0]", "'external_teacher'", "training.methods"],
+    ),
+    "size sweep share of the whole set": (
+        _set("analysis.size_sweep", {"enabled": True, "fractions": [0.5, 0.999]}),
+        ["analysis.size_sweep.fractions", "distinct shares"],
+    ),
     "bad prompt template": (
         _set("datasets.arithmetic.sources", [{"builtin": "arithmetic", "prompt_template": "{a"}]),
         ["datasets.arithmetic.sources[0]", "prompt_template"],

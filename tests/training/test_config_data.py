@@ -75,6 +75,18 @@ def test_schedule_is_seeded_mixed_and_covers_each_epoch():
     assert [len(b) for b in batch_schedule(10, 4, 1, 0, drop_last=True)] == [4, 4]
 
 
+def test_a_fraction_trains_on_a_nested_seeded_share_of_the_items():
+    full = batch_schedule(40, 4, 2, seed=3)
+    assert full == batch_schedule(40, 4, 2, seed=3, fraction=1.0)
+    shares = {
+        f: set(sum(batch_schedule(40, 4, 2, seed=3, fraction=f), [])) for f in (0.1, 0.25, 0.5)
+    }
+    assert [len(shares[f]) for f in (0.1, 0.25, 0.5)] == [4, 10, 20]
+    assert shares[0.1] < shares[0.25] < shares[0.5]
+    assert shares[0.25] == set(sum(batch_schedule(40, 4, 2, seed=9, fraction=0.25), []))
+    assert len(batch_schedule(40, 4, 2, seed=3, fraction=0.25)) == 6  # 10 items: 3 steps/epoch
+
+
 def test_lr_schedules():
     cos = SFTConfig(warmup_ratio=0.1)
     factors = [lr_factor(s, 20, cos) for s in range(20)]

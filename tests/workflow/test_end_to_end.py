@@ -9,18 +9,25 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.slow
 def test_smoke_config_runs_end_to_end(tmp_path: Path) -> None:
+    """The smoke config, plus the training-set-size sweep at one share for OPSA (kept out of
+    config/smoke.yaml, which the DVC and SLURM tests run too)."""
     env = os.environ | {"PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    config = yaml.safe_load((ROOT / "config/smoke.yaml").read_text())
+    config["analysis"]["size_sweep"] = {"enabled": True, "fractions": [0.5], "methods": ["opsa"]}
+    config_path = tmp_path / "smoke-and-sweep.yaml"
+    config_path.write_text(yaml.safe_dump(config))
     run = subprocess.run(
         [
             sys.executable, "-m", "snakemake", "--cores", "2",
             "--snakefile", str(ROOT / "Snakefile"), "--directory", str(tmp_path),
-            "--configfile", str(ROOT / "config/smoke.yaml"), "--replace-workflow-config",
+            "--configfile", str(config_path), "--replace-workflow-config",
         ],
         capture_output=True, text=True, env=env, timeout=1800,
     )  # fmt: skip
@@ -33,7 +40,7 @@ def test_smoke_config_runs_end_to_end(tmp_path: Path) -> None:
         rows = list(csv.DictReader(f))
     metrics = {r["metric"] for r in rows}
     assert {"harmful_compliance", "over_refusal", "accuracy"} <= metrics
-    assert {r["variant"] for r in rows} == {"base", "opsa", "offpolicy_sd"}
+    assert {r["variant"] for r in rows} == {"base", "opsa", "offpolicy_sd", "opsa-frac50"}
     for row in rows:
         assert float(row["ci_low"]) <= float(row["value"]) <= float(row["ci_high"])
         assert int(row["n"]) > 0
@@ -45,6 +52,10 @@ def test_smoke_config_runs_end_to_end(tmp_path: Path) -> None:
     assert "| opsa | pap | 3 |" in summary and "| base | pair | 3 |" in summary
     assert (report / "training/smollm2-135m.png").stat().st_size > 10_000
     assert "(training/smollm2-135m.png)" in summary
+    assert (report / "size_sweep/smollm2-135m.png").stat().st_size > 10_000
+    assert "## Training-set size" in summary and "| opsa | 50% |" in summary
+    half = tmp_path / "results/models/smollm2-135m/opsa-frac50/train_config.json"
+    assert '"prompt_fraction": 0.5' in half.read_text()
     contexts = tmp_path / "results/contexts/smollm2-135m"
     assert (contexts / "selected.json").is_file() and (contexts / "ranking.csv").is_file()
     opsa = tmp_path / "results/models/smollm2-135m/opsa"

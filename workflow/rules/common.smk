@@ -38,12 +38,19 @@ def variant_name(method, seed):
 
 
 def method_of(variant):
-    return variant.partition("-seed")[0]
+    """"opsa", "opsa-seed1", "opsa-frac25" -> "opsa" (method names hold no hyphen)."""
+    return variant.split("-")[0]
 
 
 def seed_of(variant):
-    method, marker, seed = variant.partition("-seed")
-    return int(seed) if marker else training_seeds()[0]
+    found = re.search(r"-seed(\d+)", variant)
+    return int(found[1]) if found else training_seeds()[0]
+
+
+def fraction_of(variant):
+    """The share of the training items a variant trains on: "-frac25" is 0.25, else all."""
+    found = re.search(r"-frac(\d+)", variant)
+    return int(found[1]) / 100 if found else 1.0
 
 
 def variants():
@@ -54,6 +61,26 @@ def variants():
         for seed in training_seeds()
     ]
     return ["base", *trained]
+
+
+def size_sweep():
+    return config["analysis"]["size_sweep"]
+
+
+def sweep_variants():
+    """The training-set-size sweep's variants, at the first seed: "<method>-frac<percent>"."""
+    if not size_sweep()["enabled"]:
+        return []
+    return [
+        f"{method}-frac{round(100 * fraction)}"
+        for method in size_sweep()["methods"]
+        for fraction in size_sweep()["fractions"]
+    ]
+
+
+def evaluated_variants():
+    """Every variant evaluated: the base model, each method and seed, the size sweep's."""
+    return [*variants(), *sweep_variants()]
 
 
 def model_dir(model, variant="base"):
@@ -113,7 +140,7 @@ def evaluation_files():
     return expand(
         "results/eval/{model}/{variant}/{dataset}.json",
         model=config["policies"],
-        variant=variants(),
+        variant=evaluated_variants(),
         dataset=datasets_with_role(*EVAL_ROLES),
     )
 
@@ -136,7 +163,7 @@ def judges_in_use():
 def model_dirs():
     """Every model directory the pipeline makes: the policies' base and trained variants
     and the guard models of the judges in use."""
-    dirs = [model_dir(m, v) for m in config["policies"] for v in variants()]
+    dirs = [model_dir(m, v) for m in config["policies"] for v in evaluated_variants()]
     return sorted({*dirs, *(d for j in judges_in_use() for d in judge_model_dirs(j))})
 
 
@@ -144,7 +171,7 @@ def generation_files():
     return expand(
         "results/generations/{model}/{variant}/{dataset}.jsonl",
         model=config["policies"],
-        variant=variants(),
+        variant=evaluated_variants(),
         dataset=datasets_with_role(*EVAL_ROLES),
     )
 
@@ -153,7 +180,7 @@ def judgment_files():
     return [
         f"results/judgments/{model}/{variant}/{dataset}.{judge_of(dataset)}.jsonl"
         for model in config["policies"]
-        for variant in variants()
+        for variant in evaluated_variants()
         for dataset in datasets_with_role(*SAFETY_ROLES)
     ]
 
@@ -391,7 +418,8 @@ def training_settings(method, variant):
     """The settings of one trained variant: the shared ones, the method's own, its seed."""
     training = config["training"]
     own = {"opsa": training["opsa"], "safesteer": safesteer_train_settings()}
-    return {**training["common"], **own.get(method, training["sft"]), "seed": seed_of(variant)}
+    settings = {**training["common"], **own.get(method, training["sft"]), "seed": seed_of(variant)}
+    return settings | ({"prompt_fraction": fraction_of(variant)} if "-frac" in variant else {})
 
 
 def safesteer_train_settings():
@@ -543,3 +571,28 @@ def trained_variants():
 def training_curve_files():
     """One training-curve plot per policy, when any method trains."""
     return expand("results/report/training/{model}.png", model=config["policies"]) if trained_variants() else []
+
+
+def sweep_points():
+    """VARIANT=METHOD:SHARE of the size sweep: the base model, each method's full-size variant
+    and its variants on shares of the training items."""
+    points = ["base=base:0"]
+    for method in size_sweep()["methods"]:
+        points.append(f"{variant_name(method, training_seeds()[0])}={method}:1")
+        points += [f"{method}-frac{round(100 * f)}={method}:{f}" for f in size_sweep()["fractions"]]
+    return points
+
+
+def sweep_evaluations(model):
+    variants_here = [point.partition("=")[0] for point in sweep_points()]
+    return expand(
+        "results/eval/{model}/{variant}/{dataset}.json",
+        model=model,
+        variant=variants_here,
+        dataset=datasets_with_role(*EVAL_ROLES),
+    )
+
+
+def size_sweep_files():
+    """One size-sweep analysis per policy, when the sweep is switched on."""
+    return expand("results/analysis/{model}/size_sweep.json", model=config["policies"]) if sweep_variants() else []

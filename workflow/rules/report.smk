@@ -4,6 +4,7 @@ rule report:
         token=token_divergence_files(),
         jailbreak=jailbreak_files(),
         curves=training_curve_files(),
+        sweep=size_sweep_files(),
         code=package_code("report"),
     output:
         csv=report(
@@ -33,7 +34,8 @@ rule report:
     shell:
         "python -m opsa --threads {threads} report --evals {input.evals:q} "
         "--token-divergence {input.token:q} --jailbreak {input.jailbreak:q} "
-        "--training-curves {input.curves:q} --out-dir results/report > {log} 2>&1"
+        "--training-curves {input.curves:q} --size-sweep {input.sweep:q} "
+        "--out-dir results/report > {log} 2>&1"
 
 
 rule training_curves:
@@ -60,6 +62,33 @@ rule training_curves:
     shell:
         "python -m opsa --threads {threads} training-curves --models {params.models:q} "
         "--out {output} > {log} 2>&1"
+
+
+rule size_sweep:
+    input:
+        evals=lambda wc: sweep_evaluations(wc.model),
+        code=package_code("size-sweep"),
+    output:
+        analysis="results/analysis/{model}/size_sweep.json",
+        plot=report(
+            "results/report/size_sweep/{model}.png",
+            caption="../report/size_sweep.rst",
+            category="Training-set size",
+            labels={"model": "{model}"},
+        ),
+    log:
+        "logs/size_sweep/{model}.log",
+    conda:
+        "../../envs/cpu.yaml"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    params:
+        points=sweep_points(),
+    shell:
+        "python -m opsa --threads {threads} size-sweep --evals {input.evals:q} "
+        "--points {params.points:q} --out {output.analysis} --plot {output.plot} > {log} 2>&1"
 
 
 rule grid_report:

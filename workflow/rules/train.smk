@@ -64,7 +64,7 @@ rule train_opsa:
     benchmark:
         "benchmarks/train/{model}/{variant}.tsv"
     wildcard_constraints:
-        variant=r"opsa(-seed\d+)?",
+        variant=r"opsa(-seed\d+|-frac\d+)?",
     conda:
         "../../envs/cuda.yaml"
     threads: 2
@@ -195,7 +195,7 @@ rule train_sft:
     benchmark:
         "benchmarks/train/{model}/{variant}.tsv"
     wildcard_constraints:
-        variant=r"(offpolicy_sd|external_teacher)(-seed\d+)?",
+        variant=r"(offpolicy_sd|external_teacher)(-seed\d+|-frac\d+)?",
     conda:
         "../../envs/cuda.yaml"
     threads: 2
