@@ -197,6 +197,13 @@ def check_references(config: dict[str, Any]) -> None:
                 f"config key 'analysis.{name}.dataset': '{chosen}' is not a set with "
                 "role eval_harmful under datasets"
             )
+    if config["analysis"]["flip_rate_outcome"]["enabled"] and (
+        "opsa" not in training["methods"] or config["contexts"]["selection"].get("pin_harmful")
+    ):
+        raise InputError(
+            "config key 'analysis.flip_rate_outcome.enabled': needs opsa under training.methods "
+            "and a context search (contexts.selection.pin_harmful unset)"
+        )
     sweep = config["analysis"]["size_sweep"]
     for k, method in enumerate(sweep["methods"] if sweep["enabled"] else []):
         if method not in training["methods"]:

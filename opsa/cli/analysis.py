@@ -130,11 +130,17 @@ def _jailbreak_pair(a: argparse.Namespace) -> None:
     attacker = {"seed": a.seed, **settings.attacker_sampling}
     target = {"seed": a.seed, **settings.sampling}
     run_pair(
-        a.model, a.attacker, build_judge_from_args(a), a.prompts, settings,
+        a.model,
+        a.attacker,
+        build_judge_from_args(a),
+        a.prompts,
+        settings,
         validated(SamplingParams, attacker, "analysis.jailbreak.attacker_sampling"),
         validated(SamplingParams, target, "analysis.jailbreak.sampling"),
-        a.seed, a.out, a.trust_remote_code,
-    )  # fmt: skip
+        a.seed,
+        a.out,
+        a.trust_remote_code,
+    )
 
 
 def run_arg(text: str) -> tuple[tuple[str, str], Path]:
@@ -164,3 +170,26 @@ def _jailbreak_score(a: argparse.Namespace) -> None:
 
     score_jailbreaks(unique(a.judgments, "--judgments"), a.model, a.out, a.bootstrap, a.seed)
     plot_jailbreaks(a.out, a.plot)
+
+
+def _flip_rate_outcome_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--evals", type=Path, nargs="+", required=True)
+    p.add_argument(
+        "--contexts",
+        type=model_arg,
+        nargs="+",
+        required=True,
+        help="VARIANT=CONTEXTS_FILE: the contexts each OPSA variant trained with",
+    )
+    p.add_argument("--ranking", type=Path, required=True, help="the context search's ranking")
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--plot", type=Path, required=True)
+
+
+@step("flip-rate-outcome", _flip_rate_outcome_args)
+def _flip_rate_outcome(a: argparse.Namespace) -> None:
+    """Harmful compliance after training against the training context's flip rate."""
+    from opsa.report.flip_rate_outcome import flip_rate_outcome, plot_flip_rate_outcome
+
+    flip_rate_outcome(a.evals, unique(a.contexts, "--contexts"), a.ranking, a.out)
+    plot_flip_rate_outcome(a.out, a.plot)

@@ -151,6 +151,22 @@ def _select_context(a: argparse.Namespace) -> None:
     select_contexts(a.scores, a.candidates, selection, a.out_dir)
 
 
+def _ranked_context_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--ranking", type=Path, required=True)
+    p.add_argument("--selected", type=Path, required=True)
+    p.add_argument("--candidates", type=Path, required=True)
+    p.add_argument("--position", choices=["middle", "last"], required=True)
+    p.add_argument("--out", type=Path, required=True)
+
+
+@step("ranked-context", _ranked_context_args)
+def _ranked_context(a: argparse.Namespace) -> None:
+    """The context at the middle or last eligible rank, to train with (flip rate vs outcome)."""
+    from opsa.contexts.select import ranked_context
+
+    ranked_context(a.ranking, a.selected, a.candidates, a.position, a.out)
+
+
 def _flip_plot_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--scores", type=Path, required=True)
     p.add_argument("--rate", choices=["tfr", "tfr_unsafe"], default="tfr")

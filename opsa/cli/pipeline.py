@@ -179,6 +179,9 @@ def _report_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--jailbreak", type=Path, nargs="*", default=[], help="jailbreak analyses")
     p.add_argument("--training-curves", type=Path, nargs="*", default=[], help="curve plots")
     p.add_argument("--size-sweep", type=Path, nargs="*", default=[], help="size sweeps")
+    p.add_argument(
+        "--flip-rate-outcome", type=Path, nargs="*", default=[], help="TFR against outcome"
+    )
     p.add_argument("--out-dir", type=Path, required=True)
 
 
@@ -186,13 +189,20 @@ def _report_args(p: argparse.ArgumentParser) -> None:
 def _report(a: argparse.Namespace) -> None:
     """Summary table (csv, md) with a section per analysis, and the safety-against-reasoning
     plot."""
-    from opsa.report import jailbreak, size_sweep, token_divergence, training_curves
+    from opsa.report import (
+        flip_rate_outcome,
+        jailbreak,
+        size_sweep,
+        token_divergence,
+        training_curves,
+    )
     from opsa.report.summary import write_report
 
     analyses = [
         (token_divergence, a.token_divergence),
         (jailbreak, a.jailbreak),
         (size_sweep, a.size_sweep),
+        (flip_rate_outcome, a.flip_rate_outcome),
         (training_curves, a.training_curves),
     ]
     sections = [module.markdown_section(paths) for module, paths in analyses if paths]

@@ -25,7 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from opsa.contexts.candidates import read_candidates
 from opsa.contexts.flip_rate import score_columns
 from opsa.errors import InputError
-from opsa.records import atomic_path, require_columns, write_json
+from opsa.records import atomic_path, read_json, require_columns, write_json
 
 log = logging.getLogger(__name__)
 
@@ -197,3 +197,32 @@ def _why_benign(
         "benign_kept": float(best["benign_kept"]),
         "benign_length_ratio": float(best["benign_length_ratio"]),
     }
+
+
+Position = Literal["middle", "last"]
+
+
+def ranked_context(
+    ranking_path: str | Path,
+    selected_path: str | Path,
+    candidates_path: str | Path,
+    position: Position,
+    out_path: str | Path,
+) -> None:
+    """Contexts to train with beside the selected ones, for flip rate against outcome: the
+    harmful context at the middle or last rank of the eligible candidates (the selected one is
+    the first), with the selected benign context."""
+    ranked = pd.read_csv(ranking_path)
+    require_columns(ranked.to_dict("records"), ["id", "tfr", "rank_harmful"], ranking_path)
+    eligible = ranked[ranked["rank_harmful"].notna()].sort_values("rank_harmful")
+    if len(eligible) < 3:
+        raise InputError(
+            f"{ranking_path}: {len(eligible)} eligible harmful contexts; flip rate against "
+            "outcome needs at least 3 (a best, a middle and a last)"
+        )
+    row = eligible.iloc[len(eligible) // 2 if position == "middle" else -1]
+    rows = {c.id: c.to_row() for c in read_candidates(candidates_path)}
+    selected = read_json(selected_path)
+    why = {"position": position, "rank": int(row["rank_harmful"]), "tfr": float(row["tfr"])}
+    write_json(out_path, {"harmful": rows[row["id"]], "benign": selected["benign"], "why": why})
+    log.info("%s context: '%s' (rank %d, TFR %.3f)", position, row["id"], why["rank"], why["tfr"])

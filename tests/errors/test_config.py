@@ -38,6 +38,11 @@ def _two_harmful_training_sets(config: Config) -> None:
     config["datasets"]["train_benign"]["role"] = "train_harmful"
 
 
+def _tfr_outcome_with_a_pinned_context(config: Config) -> None:
+    config["analysis"]["flip_rate_outcome"] = {"enabled": True}
+    config["contexts"]["selection"]["pin_harmful"] = "refuse-rule@system"
+
+
 CASES = {
     "unknown key": (_set("bogus_key", 1), ["config key 'bogus_key'", "unknown key"]),
     "unknown nested key": (
@@ -123,6 +128,10 @@ CASES = {
     "size sweep share of the whole set": (
         _set("analysis.size_sweep", {"enabled": True, "fractions": [0.5, 0.999]}),
         ["analysis.size_sweep.fractions", "distinct shares"],
+    ),
+    "flip rate against outcome with a pinned context": (
+        _tfr_outcome_with_a_pinned_context,
+        ["analysis.flip_rate_outcome.enabled", "context search"],
     ),
     "bad prompt template": (
         _set("datasets.arithmetic.sources", [{"builtin": "arithmetic", "prompt_template": "{a"}]),

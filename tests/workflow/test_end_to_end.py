@@ -16,11 +16,12 @@ ROOT = Path(__file__).resolve().parents[2]
 
 @pytest.mark.slow
 def test_smoke_config_runs_end_to_end(tmp_path: Path) -> None:
-    """The smoke config, plus the training-set-size sweep at one share for OPSA (kept out of
-    config/smoke.yaml, which the DVC and SLURM tests run too)."""
+    """The smoke config, plus the training-set-size sweep at one share for OPSA and flip rate
+    against outcome (kept out of config/smoke.yaml, which the DVC and SLURM tests run too)."""
     env = os.environ | {"PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
     config = yaml.safe_load((ROOT / "config/smoke.yaml").read_text())
     config["analysis"]["size_sweep"] = {"enabled": True, "fractions": [0.5], "methods": ["opsa"]}
+    config["analysis"]["flip_rate_outcome"] = {"enabled": True}
     config_path = tmp_path / "smoke-and-sweep.yaml"
     config_path.write_text(yaml.safe_dump(config))
     run = subprocess.run(
@@ -40,7 +41,8 @@ def test_smoke_config_runs_end_to_end(tmp_path: Path) -> None:
         rows = list(csv.DictReader(f))
     metrics = {r["metric"] for r in rows}
     assert {"harmful_compliance", "over_refusal", "accuracy"} <= metrics
-    assert {r["variant"] for r in rows} == {"base", "opsa", "offpolicy_sd", "opsa-frac50"}
+    trained = {"opsa", "offpolicy_sd", "opsa-frac50", "opsa-tfrmiddle", "opsa-tfrlast"}
+    assert {r["variant"] for r in rows} == {"base", *trained}
     for row in rows:
         assert float(row["ci_low"]) <= float(row["value"]) <= float(row["ci_high"])
         assert int(row["n"]) > 0
@@ -56,6 +58,8 @@ def test_smoke_config_runs_end_to_end(tmp_path: Path) -> None:
     assert "## Training-set size" in summary and "| opsa | 50% |" in summary
     half = tmp_path / "results/models/smollm2-135m/opsa-frac50/train_config.json"
     assert '"prompt_fraction": 0.5' in half.read_text()
+    assert (report / "flip_rate_outcome/smollm2-135m.png").stat().st_size > 10_000
+    assert "## Flip rate against outcome" in summary and "| opsa-tfrlast |" in summary
     contexts = tmp_path / "results/contexts/smollm2-135m"
     assert (contexts / "selected.json").is_file() and (contexts / "ranking.csv").is_file()
     opsa = tmp_path / "results/models/smollm2-135m/opsa"

@@ -33,3 +33,33 @@ rule token_divergence:
         "--contexts {input.contexts} --settings {params.settings:q} "
         "--trust-remote-code {params.trust:q} --out {output.analysis} --plot {output.plot} "
         "> {log} 2>&1"
+
+
+rule flip_rate_outcome:
+    input:
+        evals=lambda wc: tfr_evaluations(wc.model),
+        contexts=lambda wc: tfr_contexts(wc.model).values(),
+        ranking="results/contexts/{model}/ranking.csv",
+        code=package_code("flip-rate-outcome"),
+    output:
+        analysis="results/analysis/{model}/flip_rate_outcome.json",
+        plot=report(
+            "results/report/flip_rate_outcome/{model}.png",
+            caption="../report/flip_rate_outcome.rst",
+            category="Flip rate against outcome",
+            labels={"model": "{model}"},
+        ),
+    log:
+        "logs/flip_rate_outcome/{model}.log",
+    conda:
+        "../../envs/cpu.yaml"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    params:
+        contexts=lambda wc: [f"{v}={path}" for v, path in tfr_contexts(wc.model).items()],
+    shell:
+        "python -m opsa --threads {threads} flip-rate-outcome --evals {input.evals:q} "
+        "--contexts {params.contexts:q} --ranking {input.ranking} --out {output.analysis} "
+        "--plot {output.plot} > {log} 2>&1"

@@ -37,6 +37,9 @@ def variant_name(method, seed):
     return method if seed == training_seeds()[0] else f"{method}-seed{seed}"
 
 
+TFR_POSITIONS = ("middle", "last")
+
+
 def method_of(variant):
     """"opsa", "opsa-seed1", "opsa-frac25" -> "opsa" (method names hold no hyphen)."""
     return variant.split("-")[0]
@@ -78,9 +81,15 @@ def sweep_variants():
     ]
 
 
+def tfr_variants():
+    """Flip rate against outcome: OPSA trained with the middle and the last eligible context."""
+    enabled = config["analysis"]["flip_rate_outcome"]["enabled"]
+    return [f"opsa-tfr{position}" for position in TFR_POSITIONS] if enabled else []
+
+
 def evaluated_variants():
-    """Every variant evaluated: the base model, each method and seed, the size sweep's."""
-    return [*variants(), *sweep_variants()]
+    """Every variant evaluated: the base model, each method and seed, the analyses' own."""
+    return [*variants(), *sweep_variants(), *tfr_variants()]
 
 
 def model_dir(model, variant="base"):
@@ -391,7 +400,11 @@ def selection_inputs(wildcards):
 
 def chosen_contexts(wildcards):
     """The selected contexts, under a name that carries their ids: known only once the
-    select_context checkpoint has run, so training re-plans on the choice."""
+    select_context checkpoint has run, so training re-plans on the choice. An OPSA variant of
+    flip rate against outcome trains with its ranked context instead."""
+    position = re.search(r"-tfr(\w+)", getattr(wildcards, "variant", ""))
+    if position:
+        return f"results/contexts/{wildcards.model}/tfr/{position[1]}.json"
     selected = checkpoints.select_context.get(model=wildcards.model).output.selected
     with open(selected) as f:
         choice = json.load(f)
@@ -596,3 +609,23 @@ def sweep_evaluations(model):
 def size_sweep_files():
     """One size-sweep analysis per policy, when the sweep is switched on."""
     return expand("results/analysis/{model}/size_sweep.json", model=config["policies"]) if sweep_variants() else []
+
+
+def tfr_contexts(model):
+    """VARIANT=FILE: the contexts each OPSA variant of flip rate against outcome trained with."""
+    ranked = {f"opsa-tfr{p}": f"results/contexts/{model}/tfr/{p}.json" for p in TFR_POSITIONS}
+    return {variant_name("opsa", training_seeds()[0]): f"results/contexts/{model}/selected.json", **ranked}
+
+
+def tfr_evaluations(model):
+    return expand(
+        "results/eval/{model}/{variant}/{dataset}.json",
+        model=model,
+        variant=["base", *tfr_contexts(model)],
+        dataset=datasets_with_role("eval_harmful"),
+    )
+
+
+def flip_rate_outcome_files():
+    """One flip-rate-against-outcome analysis per policy, when switched on."""
+    return expand("results/analysis/{model}/flip_rate_outcome.json", model=config["policies"]) if tfr_variants() else []

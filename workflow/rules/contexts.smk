@@ -212,6 +212,30 @@ rule export_chosen_contexts:
         "cp {input:q} {output:q} 2> {log}"
 
 
+rule ranked_context:
+    input:
+        unpack(selection_inputs),
+        ranking="results/contexts/{model}/ranking.csv",
+        selected="results/contexts/{model}/selected.json",
+        code=package_code("ranked-context"),
+    output:
+        "results/contexts/{model}/tfr/{position}.json",
+    log:
+        "logs/ranked_context/{model}/{position}.log",
+    wildcard_constraints:
+        position="middle|last",
+    conda:
+        "../../envs/cpu.yaml"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    shell:
+        "python -m opsa --threads {threads} ranked-context --ranking {input.ranking} "
+        "--selected {input.selected} --candidates {input.candidates} "
+        "--position {wildcards.position} --out {output} > {log} 2>&1"
+
+
 rule plot_flip_rates:
     input:
         ranking="results/contexts/{model}/ranking.csv",

@@ -5,6 +5,7 @@ rule report:
         jailbreak=jailbreak_files(),
         curves=training_curve_files(),
         sweep=size_sweep_files(),
+        tfr=flip_rate_outcome_files(),
         code=package_code("report"),
     output:
         csv=report(
@@ -35,6 +36,7 @@ rule report:
         "python -m opsa --threads {threads} report --evals {input.evals:q} "
         "--token-divergence {input.token:q} --jailbreak {input.jailbreak:q} "
         "--training-curves {input.curves:q} --size-sweep {input.sweep:q} "
+        "--flip-rate-outcome {input.tfr:q} "
         "--out-dir results/report > {log} 2>&1"
 
 

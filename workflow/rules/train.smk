@@ -64,7 +64,7 @@ rule train_opsa:
     benchmark:
         "benchmarks/train/{model}/{variant}.tsv"
     wildcard_constraints:
-        variant=r"opsa(-seed\d+|-frac\d+)?",
+        variant=r"opsa(-seed\d+|-frac\d+|-tfr(middle|last))?",
     conda:
         "../../envs/cuda.yaml"
     threads: 2
