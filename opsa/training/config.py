@@ -46,6 +46,10 @@ class TrainConfig(BaseModel):
     cpu_threads: int | None = Field(
         None, ge=1, description="torch CPU threads (1 is fastest on a busy shared machine)"
     )
+    report_to: list[Literal["tensorboard", "wandb"]] = Field(
+        default_factory=list,
+        description="accelerate trackers for the per-step log (under the work dir's trackers/)",
+    )
 
     @model_validator(mode="after")
     def _micro_divides_batch(self) -> TrainConfig:

@@ -15,6 +15,7 @@ backward, so every collective is matched), and the logged values are global mean
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import math
 import shutil
@@ -28,6 +29,7 @@ from accelerate import Accelerator
 from accelerate.utils import DistributedType, set_seed
 from tqdm.auto import tqdm
 
+from opsa.errors import InputError
 from opsa.models import runtime
 from opsa.records import atomic_path, write_json
 from opsa.training import checkpoint as ckpt
@@ -94,8 +96,11 @@ class Run:
     modules: dict[str, torch.nn.Module] = field(default_factory=dict)  # also checkpointed
 
 
-def start_run(model_dir: str | Path, config: TrainConfig, num_items: int) -> Run:
-    """Seed, load the student, build optimiser and schedule, and wrap them for accelerate."""
+def start_run(
+    model_dir: str | Path, config: TrainConfig, num_items: int, work_dir: str | Path
+) -> Run:
+    """Seed, load the student, build optimiser and schedule, and wrap them for accelerate
+    (with the configured trackers writing under `work_dir`/trackers)."""
     schedule = batch_schedule(
         num_items,
         config.batch_size,
@@ -104,7 +109,11 @@ def start_run(model_dir: str | Path, config: TrainConfig, num_items: int) -> Run
         config.drop_last_batch,
         config.prompt_fraction,
     )
-    accelerator = Accelerator(step_scheduler_with_optimizer=False)
+    accelerator = Accelerator(
+        step_scheduler_with_optimizer=False,
+        log_with=check_trackers(config.report_to) or None,
+        project_dir=str(Path(work_dir) / "trackers"),
+    )
     if config.cpu_threads is not None:
         torch.set_num_threads(config.cpu_threads)
     set_seed(config.seed)
@@ -191,6 +200,8 @@ def train(
         log.info("resumed from %s at step %d", last, run.progress.step)
     if acc.is_main_process:
         truncate_log(work_dir / LOG_NAME, run.progress.step)
+    if run.config.report_to:
+        acc.init_trackers(work_dir.name, config=_scalars(run.config.model_dump()))
     total = len(run.schedule)
     for step in tqdm(
         range(run.progress.step, total),
@@ -203,9 +214,29 @@ def train(
         row = _one_step(run, task, step, last)
         if acc.is_main_process:
             append_row(work_dir / LOG_NAME, row)
+        if run.config.report_to:
+            acc.log(_scalars(row), step=row["step"])
         if (step + 1) % run.config.checkpoint_every == 0 and step + 1 < total:
             last = ckpt.save_checkpoint(acc, work_dir, step + 1, run.config.keep_checkpoints, state)
+    if run.config.report_to:
+        acc.end_training()
     _save_final(run, task, tokenizer, work_dir, Path(out_dir))
+
+
+def check_trackers(names: list[str]) -> list[str]:
+    """The trackers asked for, each with its package installed (an InputError names one
+    missing)."""
+    for name in names:
+        if importlib.util.find_spec(name) is None:
+            raise InputError(
+                f"training.report_to: '{name}' needs the {name} package (pip install {name})"
+            )
+    return names
+
+
+def _scalars(values: dict[str, Any]) -> dict[str, int | float | str | bool]:
+    """What a tracker can store: the numbers, strings and flags of `values`."""
+    return {k: v for k, v in values.items() if isinstance(v, int | float | str | bool)}
 
 
 def _one_step(run: Run, task: StepTask, step: int, last: Path | None) -> dict[str, Any]:

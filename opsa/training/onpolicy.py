@@ -72,7 +72,7 @@ def train_on_policy(
     prompt's label, and with `steering` on its hidden states when given (SafeSteer)."""
     tokenizer = load_tokenizer(model_dir, config.trust_remote_code)
     prompts = encode_prompts(tokenizer, items, contexts, config.max_prompt_tokens)
-    run = start_run(model_dir, config, len(items))
+    run = start_run(model_dir, config, len(items), work_dir)
     teacher = load_teacher(model_dir, config, run.accelerator.device)
     if steering is not None:
         steering.attach(teacher)

@@ -49,7 +49,7 @@ def train_sft(
     require_columns(rows, ["id", "prompt", "response"], pairs_path)
     tokenizer = load_tokenizer(model_dir, config.trust_remote_code)
     pairs = encode_pairs(tokenizer, rows, config)
-    run = start_run(model_dir, config, len(pairs))
+    run = start_run(model_dir, config, len(pairs), work_dir)
     identity = run_identity("sft", config, model_dir, {"pairs": pairs_path})
     train(run, SFTTask(run, tokenizer, pairs), tokenizer, work_dir, out_dir, identity)
 
