@@ -16,12 +16,14 @@ ROOT = Path(__file__).resolve().parents[2]
 
 @pytest.mark.slow
 def test_smoke_config_runs_end_to_end(tmp_path: Path) -> None:
-    """The smoke config, plus the training-set-size sweep at one share for OPSA and flip rate
-    against outcome (kept out of config/smoke.yaml, which the DVC and SLURM tests run too)."""
+    """The smoke config, plus every jailbreak attack, the training-set-size sweep at one share
+    for OPSA and flip rate against outcome (kept out of config/smoke.yaml, which the DVC and
+    SLURM tests run too)."""
     env = os.environ | {"PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
     config = yaml.safe_load((ROOT / "config/smoke.yaml").read_text())
     config["analysis"]["size_sweep"] = {"enabled": True, "fractions": [0.5], "methods": ["opsa"]}
     config["analysis"]["flip_rate_outcome"] = {"enabled": True}
+    config["analysis"]["jailbreak"]["attacks"] = ["prefilling", "templates", "pap", "pair"]
     config_path = tmp_path / "smoke-and-sweep.yaml"
     config_path.write_text(yaml.safe_dump(config))
     run = subprocess.run(
