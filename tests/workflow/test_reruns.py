@@ -33,11 +33,10 @@ def planned(tool: Callable) -> Callable[..., dict[str, int]]:
 REPORTS = {"report": 1, "grid_report": 1}
 JAILBREAK = {
     "jailbreak_attacks",
-    "jailbreak_pap",
     "jailbreak_generate",
     "jailbreak_judge",
     "jailbreak",
-}
+}  # prefilling
 
 
 def plan(tool: Callable, workdir: Path, config: dict, *args: str) -> dict[str, int]:
@@ -178,12 +177,7 @@ def test_one_methods_training_parameter_retrains_that_method_only(
     current["training"][block][key] = value
     jobs = planned(smoke_clone, current)
     downstream = {"generate": 3, "judge": 2, "evaluate": 3, "token_divergence": 1} | REPORTS
-    downstream |= {
-        "jailbreak_generate": 3,
-        "jailbreak_pair": 1,
-        "jailbreak_judge": 4,
-        "jailbreak": 1,
-    }
+    downstream |= {"jailbreak_generate": 1, "jailbreak_judge": 1, "jailbreak": 1}
     downstream |= {"training_curves": 1}
     assert jobs == trained | downstream
 
