@@ -64,6 +64,13 @@ def test_the_grid_trains_every_model_method_and_seed(paper_plan: list[dict]) -> 
         for method in methods
         for seed in seeds
     }
+    sweep = PAPER["analysis"]["size_sweep"]
+    analyses = {  # the size sweep's and flip rate against outcome's trainings, at the first seed
+        *(f"{m}-frac{round(100 * f)}" for m in sweep["methods"] for f in sweep["fractions"]),
+        "opsa-tfrmiddle",
+        "opsa-tfrlast",
+    }
+    expected |= {(model, variant) for model in PAPER["policies"] for variant in analyses}
     assert trained == expected
     assert sum(j["rule"] == "grid_report" for j in paper_plan) == 1
 
