@@ -19,6 +19,7 @@ from opsa.errors import validated
 
 if TYPE_CHECKING:
     from opsa.analysis.settings import JailbreakSettings
+    from opsa.generation.engine import SamplingParams
 
 
 def _token_divergence_args(p: argparse.ArgumentParser) -> None:
@@ -53,6 +54,14 @@ def _jailbreak_settings(a: argparse.Namespace) -> JailbreakSettings:
     return validated(JailbreakSettings, a.settings, "analysis.jailbreak")
 
 
+def _sampling(settings: JailbreakSettings, key: str, seed: int) -> SamplingParams:
+    """`analysis.jailbreak.<key>` (sampling or attacker_sampling) as decoding settings."""
+    from opsa.generation.engine import SamplingParams
+
+    sampling = {"seed": seed, **getattr(settings, key)}
+    return validated(SamplingParams, sampling, f"analysis.jailbreak.{key}")
+
+
 def _jailbreak_attacks_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--attack", choices=["prefilling", "templates"], required=True)
     p.add_argument("--prompts", type=Path, required=True, help="a prepared eval_harmful set")
@@ -81,12 +90,10 @@ def _jailbreak_paraphrase_args(p: argparse.ArgumentParser) -> None:
 @step("jailbreak-paraphrase", _jailbreak_paraphrase_args)
 def _jailbreak_paraphrase(a: argparse.Namespace) -> None:
     """The PAP attack's prompts: the attacker's persuasive paraphrases of each behaviour."""
-    from opsa.generation.engine import SamplingParams
     from opsa.jailbreak.persuasion import build_pap
 
     settings = _jailbreak_settings(a)
-    sampling = {"seed": a.seed, **settings.attacker_sampling}
-    params = validated(SamplingParams, sampling, "analysis.jailbreak.attacker_sampling")
+    params = _sampling(settings, "attacker_sampling", a.seed)
     build_pap(a.prompts, a.attacker, settings, params, a.seed, a.out, a.trust_remote_code)
 
 
@@ -102,11 +109,9 @@ def _jailbreak_generate_args(p: argparse.ArgumentParser) -> None:
 @step("jailbreak-generate", _jailbreak_generate_args)
 def _jailbreak_generate(a: argparse.Namespace) -> None:
     """A model's replies to an attack's prompts, one per attempt."""
-    from opsa.generation.engine import SamplingParams
     from opsa.jailbreak.run import run_attack
 
-    sampling = {"seed": a.seed, **_jailbreak_settings(a).sampling}
-    params = validated(SamplingParams, sampling, "analysis.jailbreak.sampling")
+    params = _sampling(_jailbreak_settings(a), "sampling", a.seed)
     run_attack(a.model, a.attacks, a.out, params, a.trust_remote_code)
 
 
@@ -123,20 +128,17 @@ def _jailbreak_pair_args(p: argparse.ArgumentParser) -> None:
 @step("jailbreak-pair", _jailbreak_pair_args)
 def _jailbreak_pair(a: argparse.Namespace) -> None:
     """PAIR against one model: attacker proposes, target answers, judge scores, R rounds."""
-    from opsa.generation.engine import SamplingParams
     from opsa.jailbreak.pair import run_pair
 
     settings = _jailbreak_settings(a)
-    attacker = {"seed": a.seed, **settings.attacker_sampling}
-    target = {"seed": a.seed, **settings.sampling}
     run_pair(
         a.model,
         a.attacker,
         build_judge_from_args(a),
         a.prompts,
         settings,
-        validated(SamplingParams, attacker, "analysis.jailbreak.attacker_sampling"),
-        validated(SamplingParams, target, "analysis.jailbreak.sampling"),
+        _sampling(settings, "attacker_sampling", a.seed),
+        _sampling(settings, "sampling", a.seed),
         a.seed,
         a.out,
         a.trust_remote_code,

@@ -12,6 +12,7 @@ import pandas as pd
 
 from opsa.errors import InputError
 from opsa.records import read_json, write_json
+from opsa.report.cells import percent
 from opsa.report.composite import composite
 from opsa.report.evaluations import read_evaluations
 from opsa.report.figures import plt, save_png
@@ -106,10 +107,7 @@ def markdown_section(paths: list[Path]) -> str:
         for r in data["rows"]:
             hc = r["harmful_compliance"]
             tfr = "–" if r["tfr"] is None else f"{100 * r['tfr']:.1f}"
-            lines.append(
-                f"| {r['variant']} | {r['context'] or '–'} | {tfr} | "
-                f"{100 * hc['value']:.1f} [{100 * hc['low']:.1f}, {100 * hc['high']:.1f}] |"
-            )
+            lines.append(f"| {r['variant']} | {r['context'] or '–'} | {tfr} | {percent(**hc)} |")
             pooled += [r] if r["context"] is not None else []
         lines.append("")
     if len(paths) > 1:

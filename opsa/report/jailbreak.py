@@ -8,6 +8,7 @@ from typing import Any
 
 from opsa.errors import InputError
 from opsa.records import read_json
+from opsa.report.cells import percent
 from opsa.report.figures import plt, save_png
 
 
@@ -56,13 +57,11 @@ def markdown_section(paths: list[Path]) -> str:
         lines += [f"**{policy}** (judge {data['judge']}, {n} attempts per behaviour)", ""]
         lines += [f"| model | attack | behaviours | ASR | pass@{n} |", "|---|---|---|---|---|"]
         for r in data["rows"]:
+            asr, hit = r["asr"], r["pass_at_n"]
             lines.append(
                 f"| {r['variant']} | {r['attack']} | {r['behaviours']} | "
-                f"{_pct(r['asr'])} | {_pct(r['pass_at_n'])} |"
+                f"{percent(asr['mean'], asr['low'], asr['high'])} | "
+                f"{percent(hit['mean'], hit['low'], hit['high'])} |"
             )
         lines.append("")
     return "\n".join(lines)
-
-
-def _pct(ci: dict[str, Any]) -> str:
-    return f"{100 * ci['mean']:.1f} [{100 * ci['low']:.1f}, {100 * ci['high']:.1f}]"

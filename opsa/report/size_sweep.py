@@ -9,6 +9,7 @@ from typing import Any
 
 from opsa.errors import InputError
 from opsa.records import read_json, write_json
+from opsa.report.cells import percent
 from opsa.report.composite import composites
 from opsa.report.evaluations import read_evaluations
 from opsa.report.figures import plt, save_png
@@ -70,14 +71,10 @@ def markdown_section(paths: list[Path]) -> str:
         lines += ["| method | training items | S | R |", "|---|---|---|---|"]
         for r in read_json(path)["rows"]:
             share = "–" if r["method"] == "base" else f"{100 * r['fraction']:.0f}%"
-            lines.append(f"| {r['method']} | {share} | {_pct(r['S'])} | {_pct(r['R'])} |")
+            lines.append(f"| {r['method']} | {share} | {percent(**r['S'])} | {percent(**r['R'])} |")
         lines.append("")
     return "\n".join(lines)
 
 
 def _ci(c: Any) -> dict[str, float]:
     return {"value": c.value, "low": c.low, "high": c.high}
-
-
-def _pct(ci: dict[str, float]) -> str:
-    return f"{100 * ci['value']:.1f} [{100 * ci['low']:.1f}, {100 * ci['high']:.1f}]"

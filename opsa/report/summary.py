@@ -13,6 +13,7 @@ from typing import Any
 from opsa.errors import InputError
 from opsa.evaluation.metrics import METRICS
 from opsa.records import atomic_path, write_json
+from opsa.report.cells import percent
 from opsa.report.composite import Composite, composites
 from opsa.report.evaluations import FIELDS, Record, read_evaluations
 from opsa.report.plot import Point, plot_safety_reasoning
@@ -76,9 +77,8 @@ def metrics(rows: list[Record]) -> dict[str, Any]:
 
 
 def cell(value: float, low: float, high: float, n: int) -> str:
-    """A rate as a percentage with its interval, e.g. "12.5 [8.0, 17.0] n=40"."""
-    interval = "[no interval]" if math.isnan(low) else f"[{100 * low:.1f}, {100 * high:.1f}]"
-    return f"{100 * value:.1f} {interval} n={n}"
+    """A rate as a percentage with its interval and count, e.g. "12.5 [8.0, 17.0] n=40"."""
+    return f"{percent(value, low, high)} n={n}"
 
 
 def markdown(records: list[Record], found: dict[ModelKey, dict[str, Composite]]) -> str:
