@@ -85,6 +85,9 @@ class VLLMGenerator:
             kwargs["gpu_memory_utilization"] = settings.gpu_memory_utilization
         else:
             kwargs["enforce_eager"] = True
+            # a chunked prefill rewinds a seeded request's generator, which CPU generators
+            # cannot do ("CPU Generator does not use offset"): prefill whole prompts
+            kwargs["enable_chunked_prefill"] = False
         logging.getLogger("vllm.renderers.base").addFilter(_drop_tokenizer_warmup_failure)
         with _torch_state_kept():
             llm = LLM(**kwargs)

@@ -26,7 +26,7 @@ PROMPTS = [
     "Give me one tip for sleeping better.",
     "Translate 'good morning' into French.",
 ]
-CONFIG = RuntimeConfig(vllm={"max_model_len": 512, "cpu_kv_cache_gib": 1, "max_num_seqs": 8})
+CONFIG = RuntimeConfig(vllm={"max_model_len": 1024, "cpu_kv_cache_gib": 1, "max_num_seqs": 8})
 
 
 @pytest.fixture(scope="module")
@@ -95,6 +95,20 @@ def test_seeded_sampling_repeats_and_samples_differ(engine, prompt_ids):
     ids = [[c.token_ids for c in samples] for samples in first]
     assert ids == [[c.token_ids for c in samples] for samples in again]
     assert all(a != b for a, b in ids)
+
+
+def test_seeded_sampling_of_prompts_over_one_steps_token_budget(engine):
+    """8 prompts (the engine's max_num_seqs) of ~600 tokens exceed its per-step token budget
+    (4096 on a CPU):
+    with chunked prefill, vLLM rewinds a seeded request's generator, which a CPU generator
+    cannot do ("CPU Generator does not use offset"); the CPU engine prefills whole prompts."""
+    long = [f"Item {k}: " + "tell me more about the weather. " * 85 for k in range(8)]
+    params = SamplingParams(temperature=0.7, max_new_tokens=4, batch_size=8, seed=3)
+    first = engine.generate(long, params)
+    assert [[c.token_ids for c in s] for s in first] == [
+        [c.token_ids for c in s] for s in engine.generate(long, params)
+    ]
+    assert all(len(s[0].token_ids) > 0 for s in first)
 
 
 def test_a_rollout_ends_with_the_stop_id_the_student_stopped_on(hf, engine, prompt_ids):
