@@ -182,13 +182,19 @@ def _report_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--flip-rate-outcome", type=Path, nargs="*", default=[], help="TFR against outcome"
     )
+    p.add_argument(
+        "--baseline", default="offpolicy_sd", help="the method every other is compared to"
+    )
+    p.add_argument(
+        "--first-seed", type=int, default=0, help="the seed of variants named by method alone"
+    )
     p.add_argument("--out-dir", type=Path, required=True)
 
 
 @step("report", _report_args)
 def _report(a: argparse.Namespace) -> None:
-    """Summary table (csv, md) with a section per analysis, and the safety-against-reasoning
-    plot."""
+    """Summary table (csv, md), paired comparisons against a baseline, a section per
+    analysis, and the safety-against-reasoning plot."""
     from opsa.report import (
         flip_rate_outcome,
         jailbreak,
@@ -206,7 +212,7 @@ def _report(a: argparse.Namespace) -> None:
         (training_curves, a.training_curves),
     ]
     sections = [module.markdown_section(paths) for module, paths in analyses if paths]
-    write_report(a.evals, a.out_dir, sections)
+    write_report(a.evals, a.out_dir, sections, a.baseline, a.first_seed)
 
 
 def _training_curves_args(p: argparse.ArgumentParser) -> None:

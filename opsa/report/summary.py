@@ -13,6 +13,7 @@ from typing import Any
 from opsa.errors import InputError
 from opsa.evaluation.metrics import METRICS
 from opsa.records import atomic_path, write_json
+from opsa.report import paired
 from opsa.report.cells import percent
 from opsa.report.composite import Composite, composites
 from opsa.report.evaluations import FIELDS, Record, read_evaluations
@@ -139,10 +140,17 @@ def plot_points(found: dict[ModelKey, dict[str, Composite]]) -> list[Point]:
     return points
 
 
-def write_report(eval_paths: list[Path], out_dir: Path, sections: list[str] | None = None) -> None:
+def write_report(
+    eval_paths: list[Path],
+    out_dir: Path,
+    sections: list[str] | None = None,
+    baseline: str = "offpolicy_sd",
+    first_seed: int = 0,
+) -> None:
     """summary.csv (one row per model, variant and set, plus the S and R composites), the
-    same as summary.json, summary.md (models × sets, then the analyses' `sections`) and
-    safety_vs_reasoning.png in `out_dir`."""
+    same as summary.json, summary.md (models × sets, the paired comparisons against
+    `baseline`, then the analyses' `sections`), paired.csv and safety_vs_reasoning.png in
+    `out_dir` (`first_seed`: the seed of the variants named by their method alone)."""
     records = read_evaluations([Path(p) for p in eval_paths])
     if not records:
         raise InputError("report: no evaluation files given")
@@ -150,6 +158,7 @@ def write_report(eval_paths: list[Path], out_dir: Path, sections: list[str] | No
     for r in records:
         grouped[(r["model"], r["variant"])].append(r)
     found = {model: composites(grouped[model]) for model in model_order(records)}
+    differences = paired.paired_differences(records, baseline, first_seed)
     columns = column_order(records)
     rows = []
     for model, found_here in found.items():
@@ -160,8 +169,10 @@ def write_report(eval_paths: list[Path], out_dir: Path, sections: list[str] | No
     out_dir = Path(out_dir)
     write_csv(out_dir / CSV_NAME, rows)
     write_json(out_dir / JSON_NAME, metrics(rows))
+    paired.write_csv(out_dir / paired.CSV_NAME, differences)
     with atomic_path(out_dir / MD_NAME) as tmp:
-        text = markdown(records, found) + "".join(sections or [])
+        paired_section = paired.markdown_section(differences, baseline)
+        text = markdown(records, found) + paired_section + "".join(sections or [])
         tmp.write_text(text, encoding="utf-8")
     plot_safety_reasoning(
         plot_points(found),

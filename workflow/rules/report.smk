@@ -14,6 +14,7 @@ rule report:
             category="Summary",
         ),
         metrics="results/report/summary.json",
+        paired="results/report/paired.csv",
         md=report(
             "results/report/summary.md",
             caption="../report/summary.rst",
@@ -32,12 +33,15 @@ rule report:
     resources:
         mem_mb=2000,
         runtime=10,
+    params:
+        baseline=config["grid_report"]["baseline"],
+        first_seed=training_seeds()[0],
     shell:
         "python -m opsa --threads {threads} report --evals {input.evals:q} "
         "--token-divergence {input.token:q} --jailbreak {input.jailbreak:q} "
         "--training-curves {input.curves:q} --size-sweep {input.sweep:q} "
-        "--flip-rate-outcome {input.tfr:q} "
-        "--out-dir results/report > {log} 2>&1"
+        "--flip-rate-outcome {input.tfr:q} --baseline {params.baseline:q} "
+        "--first-seed {params.first_seed} --out-dir results/report > {log} 2>&1"
 
 
 rule training_curves:
