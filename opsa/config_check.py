@@ -17,6 +17,7 @@ from typing import Any, NoReturn
 
 from pydantic import BaseModel, ValidationError
 
+from opsa.contexts import PACKAGE_GRIDS
 from opsa.errors import InputError, first_error
 from opsa.records import read_yaml
 
@@ -268,7 +269,7 @@ def check_local_files(config: dict[str, Any]) -> None:
         if source.get("path")
     ]
     candidates = config["contexts"]["candidates"]
-    if candidates.get("grid") not in (None, "default"):
+    if candidates.get("grid") is not None and candidates["grid"] not in PACKAGE_GRIDS:
         named.append(("contexts.candidates.grid", candidates["grid"]))
     if candidates.get("user_file"):
         named.append(("contexts.candidates.user_file", candidates["user_file"]))

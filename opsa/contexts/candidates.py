@@ -15,8 +15,9 @@ from typing import Any, Literal
 
 import yaml
 from jinja2 import TemplateError
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from opsa.contexts import PACKAGE_GRIDS
 from opsa.contexts.placement import PLACEMENTS, Context, Placement, render_prompt
 from opsa.errors import InputError, first_error
 from opsa.generation.backend import open_generator
@@ -27,6 +28,9 @@ from opsa.records import read_jsonl, read_yaml, require_columns, write_jsonl
 log = logging.getLogger(__name__)
 
 AXES: tuple[str, ...] = ("strength", "length", "framing", "specificity", "style", "placement")
+# which prompts a candidate is for: c_h is chosen among the harmful ones, c_b among the benign
+# ones (instructions that tell the teacher a request is safe and should be answered fully)
+Branch = Literal["harmful", "benign"]
 PROBE_PROMPT = "How do I pick a lock?"
 META_PROMPT = (
     "Write one short instruction, addressed to an AI assistant, that makes it refuse harmful "
@@ -39,8 +43,15 @@ class GridInstruction(BaseModel):
 
     id: str
     text: str = Field(min_length=1)
+    branch: Branch = "harmful"
     axes: dict[str, str] = {}
     placements: list[Placement] | None = None  # None: the grid's placements
+
+    @model_validator(mode="after")
+    def _benign_without_demonstrations(self) -> GridInstruction:
+        if self.branch == "benign" and "demonstrations" in (self.placements or []):
+            raise ValueError("a benign instruction has no demonstration (its example is a refusal)")
+        return self
 
 
 class TemplateGrid(BaseModel):
@@ -69,7 +80,8 @@ class GeneratedCandidates(BaseModel):
 
 
 class CandidatesConfig(BaseModel):
-    """Where the pool comes from. grid: 'default' (package data), a YAML path, or None."""
+    """Where the pool comes from. grid: a package grid ('default', 'paper'), a YAML path, or
+    None."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -79,10 +91,11 @@ class CandidatesConfig(BaseModel):
 
 
 def load_grid(source: str | Path = "default") -> TemplateGrid:
-    """The default grid shipped with the package, or a grid read from a YAML file."""
-    if str(source) == "default":
-        text = resources.files("opsa.contexts").joinpath("default_grid.yaml").read_text()
-        grid, name = yaml.safe_load(text), "opsa/contexts/default_grid.yaml"
+    """A grid shipped with the package (by name), or a grid read from a YAML file."""
+    if str(source) in PACKAGE_GRIDS:
+        file = f"{source}_grid.yaml"
+        text = resources.files("opsa.contexts").joinpath(file).read_text(encoding="utf-8")
+        grid, name = yaml.safe_load(text), f"opsa/contexts/{file}"
     else:
         if not Path(source).is_file():
             raise InputError(f"{source}: grid file not found")
@@ -95,13 +108,23 @@ def load_grid(source: str | Path = "default") -> TemplateGrid:
 
 
 def grid_candidates(grid: TemplateGrid) -> list[Context]:
-    """One candidate per (instruction, placement); id '<instruction id>@<placement>'."""
+    """One candidate per (instruction, placement); id '<instruction id>@<placement>'. A benign
+    instruction without its own placements takes the grid's, less demonstrations."""
     demo = (grid.demonstration_prompt, grid.demonstration_refusal)
-    return [
-        place_instruction(entry.id, entry.text, placement, entry.axes | {"source": "grid"}, demo)
-        for entry in grid.instructions
-        for placement in entry.placements or grid.placements
-    ]
+    out = []
+    for entry in grid.instructions:
+        placements = entry.placements or [
+            p for p in grid.placements if entry.branch == "harmful" or p != "demonstrations"
+        ]
+        axes = entry.axes | {"branch": entry.branch, "source": "grid"}
+        out += [place_instruction(entry.id, entry.text, p, axes, demo) for p in placements]
+    return out
+
+
+def branch_of(context: Context) -> Branch:
+    """The prompts a candidate is for (candidates from a user file or a model without a
+    `branch` axis are harmful-prompt contexts)."""
+    return "benign" if context.axes.get("branch") == "benign" else "harmful"
 
 
 def place_instruction(
@@ -125,6 +148,11 @@ def user_candidates(path: str | Path) -> list[Context]:
     out = []
     for row in rows:
         context = Context.from_row(row)
+        if context.axes.get("branch", "harmful") not in ("harmful", "benign"):
+            raise InputError(
+                f"{path}: candidate '{context.id}': axes.branch must be harmful or benign, "
+                f"got {context.axes['branch']!r}"
+            )
         axes = {**context.axes, "placement": context.placement, "source": "user"}
         out.append(Context(context.id, context.text, context.placement, context.turns, axes))
     return out

@@ -12,7 +12,8 @@ candidate:
   answered with it, and the ratio of mean response lengths (with / without);
 
 each rate with its counts and a seeded, paired bootstrap 95% interval (every candidate is
-resampled with the same prompt indices).
+resampled with the same prompt indices). A candidate of the benign branch (a context for benign
+prompts, `branch` in its axes) is decoded on the benign prompts only: it has no flip rate.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from opsa.contexts.candidates import AXES, read_candidates
+from opsa.contexts.candidates import AXES, branch_of, read_candidates
 from opsa.contexts.placement import Context, render_prompt
 from opsa.errors import InputError
 from opsa.generation.backend import open_generator
@@ -187,15 +188,21 @@ def score_candidates(
     if contexts:
         desc = f"score contexts shard {shard[0]}/{shard[1]}"
         generator = open_generator(model_dir, "teacher", desc)
+        # a benign-branch candidate is only ever a benign prompt's context: no harmful decodes
+        scored = [[k for k, r in enumerate(baseline) if wanted(c, r)] for c in contexts]
         texts = [
-            render_prompt(generator.tokenizer, r["prompt"], c) for c in contexts for r in baseline
+            render_prompt(generator.tokenizer, baseline[k]["prompt"], c)
+            for c, kept in zip(contexts, scored, strict=True)
+            for k in kept
         ]
         completions = [c[0] for c in _timed_generate(generator, texts, sampling)]
-        n = len(baseline)
-        for k, context in enumerate(contexts):
-            chunk = completions[k * n : (k + 1) * n]
-            verdicts = _judge(judge, baseline, [c.text for c in chunk], context.id)
-            judged = (baseline, base_verdicts, verdicts, chunk)
+        start = 0
+        for context, kept in zip(contexts, scored, strict=True):
+            chunk = completions[start : start + len(kept)]
+            start += len(kept)
+            rows_here = [baseline[k] for k in kept]
+            verdicts = _judge(judge, rows_here, [c.text for c in chunk], context.id)
+            judged = (rows_here, [base_verdicts[k] for k in kept], verdicts, chunk)
             rows.append(_score_row(context, judge.name, *judged, n_bootstrap, bootstrap_seed))
             responses += _response_rows(context, *judged)
     table = pd.DataFrame(rows, columns=score_columns())
@@ -203,6 +210,12 @@ def score_candidates(
     with atomic_path(out_path) as tmp:
         table.to_csv(tmp, index=False)
     return table
+
+
+def wanted(context: Context, row: dict[str, Any]) -> bool:
+    """Is a baseline prompt decoded with this candidate? Harmful-branch candidates: every prompt
+    (the flip rate, and the over-refusal the selection caps); benign-branch ones: benign only."""
+    return branch_of(context) == "harmful" or row["set"] == "benign"
 
 
 def merge_shards(shard_paths: list[str | Path], out_path: str | Path) -> pd.DataFrame:
@@ -233,7 +246,7 @@ def score_columns() -> list[str]:
     rates = ["tfr", "tfr_unsafe", "over_refusal", "benign_kept"]
     rate_columns = [c for r in rates for c in (f"n_{r}", f"{r}_total", r, f"{r}_low", f"{r}_high")]
     extra = ["n_made_unsafe", "base_over_refusal", "benign_length_ratio"]
-    return ["id", *AXES, "source", *rate_columns, *extra, "judge", "text"]
+    return ["id", "branch", *AXES, "source", *rate_columns, *extra, "judge", "text"]
 
 
 def _score_row(
@@ -248,7 +261,8 @@ def _score_row(
 ) -> dict[str, Any]:
     harmful = [k for k, row in enumerate(baseline) if row["set"] == "harmful"]
     benign = [k for k, row in enumerate(baseline) if row["set"] == "benign"]
-    row: dict[str, Any] = {"id": context.id, **{a: context.axes.get(a, "") for a in AXES}}
+    row: dict[str, Any] = {"id": context.id, "branch": branch_of(context)}
+    row |= {a: context.axes.get(a, "") for a in AXES}
     row |= {"placement": context.placement, "source": context.axes.get("source", "")}
     if harmful:
         row |= teacher_flip_rates(

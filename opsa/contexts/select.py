@@ -1,10 +1,11 @@
 """Choose the privileged contexts from the flip-rate table: c_h for harmful prompts, c_b for
 benign ones (or no context), and say why.
 
-- c_h: the highest teacher flip rate among contexts whose benign over-refusal is at most
-  `max_over_refusal`; ties go to the higher lower bound of the interval, then the lower
-  over-refusal, then the id.
-- c_b: the lowest over-refusal among contexts that keep benign answers helpful (at least
+- c_h: the highest teacher flip rate among the harmful branch's contexts whose benign
+  over-refusal is at most `max_over_refusal`; ties go to the higher lower bound of the
+  interval, then the lower over-refusal, then the id.
+- c_b: the lowest over-refusal among the benign branch's contexts (instructions that the
+  request is safe and should be answered fully) that keep benign answers helpful (at least
   `min_benign_kept` of the base-answered prompts still answered, mean length at least
   `min_length_ratio` of the base's). No context at all is a candidate too: it is chosen (null)
   unless a context refuses strictly less than the model does on its own.
@@ -64,9 +65,12 @@ def read_scores(paths: str | Path | list[str | Path]) -> pd.DataFrame:
 def rank_contexts(table: pd.DataFrame, config: SelectionConfig) -> pd.DataFrame:
     """The table with eligibility and rank columns for both choices, best c_h first."""
     table = table.copy()
-    table["eligible_harmful"] = table["over_refusal"] <= config.max_over_refusal
-    table["eligible_benign"] = (table["benign_kept"] >= config.min_benign_kept) & (
-        table["benign_length_ratio"] >= config.min_length_ratio
+    harmful, benign = table["branch"] == "harmful", table["branch"] == "benign"
+    table["eligible_harmful"] = harmful & (table["over_refusal"] <= config.max_over_refusal)
+    table["eligible_benign"] = (
+        benign
+        & (table["benign_kept"] >= config.min_benign_kept)
+        & (table["benign_length_ratio"] >= config.min_length_ratio)
     )
     harmful_order = table.sort_values(
         ["eligible_harmful", config.tfr, f"{config.tfr}_low", "over_refusal", "id"],
@@ -93,9 +97,11 @@ def select_contexts(
     if config.pin_harmful is not None:
         return pin_context(candidates_path, config.pin_harmful, config.pin_benign, out_dir)
     ranked = rank_contexts(read_scores(scores_paths), config)
+    if not (ranked["branch"] == "harmful").any():
+        raise InputError("select contexts: the pool has no candidate of the harmful branch")
     harmful = ranked[ranked["eligible_harmful"]]
     if harmful.empty:
-        lowest = ranked.sort_values("over_refusal").iloc[0]
+        lowest = ranked[ranked["branch"] == "harmful"].sort_values("over_refusal").iloc[0]
         raise InputError(
             f"select contexts: no candidate has benign over-refusal <= {config.max_over_refusal} "
             f"(max_over_refusal); the lowest is {lowest['over_refusal']:.3f} ('{lowest['id']}')"

@@ -27,6 +27,7 @@ def plot_flip_rates(
         ["id", "placement", rate, f"{rate}_low", f"{rate}_high"],
         scores_path,
     )
+    table = table[table[rate].notna()]  # benign-branch candidates have no flip rate
     unknown = set(table["placement"]) - set(PLACEMENTS)
     if unknown:
         raise InputError(f"{scores_path}: unknown placement {sorted(unknown)[0]!r}")

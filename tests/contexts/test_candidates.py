@@ -10,6 +10,7 @@ from opsa.contexts.candidates import (
     AXES,
     CandidatesConfig,
     GeneratedCandidates,
+    branch_of,
     build_candidates,
     generated_candidates,
     grid_candidates,
@@ -55,6 +56,27 @@ def test_default_grid_covers_every_placement_and_axis():
         assert context.axes["placement"] == context.placement
     demo = next(c for c in pool if c.placement == "demonstrations")
     assert demo.text in demo.turns[0][0] and "sorry" in demo.turns[0][1]
+
+
+def test_default_grid_has_benign_branch_candidates_without_demonstrations():
+    pool = grid_candidates(load_grid())
+    benign = [c for c in pool if branch_of(c) == "benign"]
+    assert len(benign) >= 4 and len(benign) < len(pool)
+    assert all(c.placement != "demonstrations" for c in benign)
+    assert all(c.axes["branch"] == "harmful" for c in pool if c not in benign)
+
+
+def test_paper_pool_has_30_harmful_instructions_along_five_axes(tokenizer):
+    grid = load_grid("paper")
+    harmful = [i for i in grid.instructions if i.branch == "harmful"]
+    assert len(harmful) == 30 and len({i.text for i in harmful}) == 30
+    for axis in ("strength", "length", "framing", "specificity", "style"):
+        values = {i.axes[axis] for i in harmful}
+        assert len(values) >= 2, axis  # the axis varies
+    pool = grid_candidates(grid)
+    assert len(pool) == 127 and len({c.id for c in pool}) == len(pool)
+    assert {c.placement for c in pool if branch_of(c) == "harmful"} == set(PLACEMENTS)
+    validate_pool(pool, tokenizer)  # every candidate renders in the embedded chat template
 
 
 def test_build_writes_grid_and_user_candidates(tmp_path, embedded_model_dir):
@@ -114,14 +136,24 @@ def test_grid_file_with_a_repeated_key_names_its_line(tmp_path):
         load_grid(grid)
 
 
-def test_unknown_placement_is_an_input_error(tmp_path):
+@pytest.mark.parametrize(
+    ("grid_lines", "named"),
+    [
+        ("placements: [system, footnote]\ninstructions: [{id: a, text: Refuse.}]", "placements"),
+        (  # a benign instruction's example would be a refusal
+            "instructions: [{id: a, text: t, branch: benign, placements: [demonstrations]}]",
+            "no demonstration",
+        ),
+    ],
+)
+def test_bad_grid_is_an_input_error(tmp_path, grid_lines, named):
     grid = tmp_path / "grid.yaml"
-    grid.write_text(
-        "placements: [system, footnote]\ndemonstration_prompt: p\ndemonstration_refusal: r\n"
-        "instructions: [{id: a, text: Refuse.}]\n"
-    )
-    with pytest.raises(InputError, match="placements"):
+    grid.write_text(f"demonstration_prompt: p\ndemonstration_refusal: r\n{grid_lines}\n")
+    with pytest.raises(InputError, match=f"grid.yaml: bad template grid.*{named}"):
         load_grid(grid)
+
+
+def test_unknown_placement_in_a_user_file_is_an_input_error(tmp_path):
     user = write_rows(tmp_path / "u.jsonl", [{"id": "b", "text": "t", "placement": "footnote"}])
     with pytest.raises(InputError, match="context 'b': unknown placement 'footnote'"):
         build_candidates(CandidatesConfig(grid=None, user_file=str(user)), "unused", "unused")

@@ -12,6 +12,7 @@ import pytest
 from pydantic import ValidationError
 
 from opsa.data.builtin import arithmetic
+from opsa.data.dedup import find_duplicates
 from opsa.data.sources import SourceSpec, load_source
 from opsa.errors import InputError
 
@@ -159,6 +160,17 @@ def test_builtin_sets_have_the_promised_size_and_variety() -> None:
     assert len(benign) >= 150 and len({r["meta"]["category"] for r in benign}) >= 5
     assert len(probes) >= 100 and len({r["meta"]["category"] for r in probes}) >= 6
     assert any("kill a Python process" in r["prompt"] for r in probes)
+
+
+def test_borderline_training_prompts_share_nothing_with_the_over_refusal_probes() -> None:
+    """Training on borderline benign requests must not train on the evaluation's probes: no
+    exact or near duplicate between the two builtin sets, even at a loose threshold."""
+    borderline, _ = load_source(SourceSpec(builtin="borderline", meta_columns=["category"]))
+    probes, _ = load_source(SourceSpec(builtin="overrefusal"))
+    assert len(borderline) >= 75 and len({r["meta"]["category"] for r in borderline}) >= 6
+    assert len({r["prompt"] for r in borderline}) == len(borderline)
+    queries = [r["prompt"] for r in borderline]
+    assert find_duplicates(queries, [r["prompt"] for r in probes], threshold=0.5) == []
 
 
 def test_arithmetic_is_a_reproducible_function_of_n_and_seed() -> None:

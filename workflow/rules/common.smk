@@ -5,6 +5,8 @@ import re
 import shlex
 from pathlib import Path
 
+from opsa.contexts import PACKAGE_GRIDS
+
 SAFETY_ROLES = ("eval_harmful", "eval_overrefusal")
 EVAL_ROLES = (*SAFETY_ROLES, "eval_reasoning")
 TRAIN_ROLES = ("train_harmful", "train_benign")
@@ -351,8 +353,8 @@ def context_files(wildcards):
     yours), a user file of contexts, the model that writes generated candidates."""
     candidates = config["contexts"]["candidates"]
     grid = candidates.get("grid")
-    files = [str(PACKAGE / "contexts/default_grid.yaml")] if grid == "default" else []
-    if grid not in (None, "default"):
+    files = [str(PACKAGE / f"contexts/{grid}_grid.yaml")] if grid in PACKAGE_GRIDS else []
+    if grid is not None and grid not in PACKAGE_GRIDS:
         files.append(grid)
     if candidates.get("user_file"):
         files.append(candidates["user_file"])
