@@ -173,6 +173,15 @@ def test_borderline_training_prompts_share_nothing_with_the_over_refusal_probes(
     assert find_duplicates(queries, [r["prompt"] for r in probes], threshold=0.5) == []
 
 
+def test_facts_have_one_numeric_answer_each() -> None:
+    rows, _ = load_source(SourceSpec(builtin="facts", meta_columns=["category"]))
+    assert len(rows) >= 90 and len({r["meta"]["category"] for r in rows}) >= 6
+    assert len({r["prompt"] for r in rows}) == len(rows)
+    assert all(r["answer"].isdigit() for r in rows)
+    spider = next(r for r in rows if "spider" in r["prompt"])
+    assert spider["answer"] == "8"
+
+
 def test_arithmetic_is_a_reproducible_function_of_n_and_seed() -> None:
     first = arithmetic(300, 1)
     assert first == arithmetic(300, 1) and first != arithmetic(300, 2)

@@ -1,6 +1,6 @@
 """Prompt sets the project ships (benign instructions, borderline benign requests, over-refusal
-probes) or generates (arithmetic questions). Provenance of the shipped files: README.txt beside
-this module."""
+probes, numeric facts) or generates (arithmetic questions). Provenance of the shipped files:
+README.txt beside this module."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import random
 from pathlib import Path
 from typing import Any, Literal
 
-BuiltinName = Literal["benign", "borderline", "overrefusal", "arithmetic"]
+BuiltinName = Literal["benign", "borderline", "overrefusal", "facts", "arithmetic"]
 GENERATED = ("arithmetic",)
 DEFAULT_SIZE = 500
 HERE = Path(__file__).parent
