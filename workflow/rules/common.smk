@@ -564,11 +564,14 @@ def jailbreak_template_files(wildcards):
 
 
 def jailbreak_judgments(model):
-    """(variant:attack) -> judgments file of every variant of `model` under every attack."""
+    """(variant:attack) -> judgments file of `model`'s base and each method's first-seed variant
+    (adaptive attacks are the costliest evaluation; further seeds are left out) under every
+    attack."""
     attacks = jailbreak_analysis()["attacks"]
+    first_seed = ["base", *config["training"]["methods"]]
     return {
         f"{variant}:{attack}": f"results/jailbreak/{model}/{variant}/{attack}.{jailbreak_judge()}.jsonl"
-        for variant in variants()
+        for variant in first_seed
         for attack in attacks
     }
 
