@@ -183,6 +183,9 @@ def _report_args(p: argparse.ArgumentParser) -> None:
         "--flip-rate-outcome", type=Path, nargs="*", default=[], help="TFR against outcome"
     )
     p.add_argument(
+        "--safesteer", type=Path, nargs="*", default=[], help="SafeSteer token tables (.md)"
+    )
+    p.add_argument(
         "--baseline", default="offpolicy_sd", help="the method every other is compared to"
     )
     p.add_argument(
@@ -198,6 +201,7 @@ def _report(a: argparse.Namespace) -> None:
     from opsa.report import (
         flip_rate_outcome,
         jailbreak,
+        safesteer,
         size_sweep,
         token_divergence,
         training_curves,
@@ -209,6 +213,7 @@ def _report(a: argparse.Namespace) -> None:
         (jailbreak, a.jailbreak),
         (size_sweep, a.size_sweep),
         (flip_rate_outcome, a.flip_rate_outcome),
+        (safesteer, a.safesteer),
         (training_curves, a.training_curves),
     ]
     sections = [module.markdown_section(paths) for module, paths in analyses if paths]

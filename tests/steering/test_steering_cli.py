@@ -1,11 +1,16 @@
 """The SafeSteer steps on the command line, on the embedded model: direction, token set (JSON
-and its Markdown table), one training step, and a token set given twice."""
+and its Markdown table, also as summary.md's section), one training step, and a token set given
+twice."""
 
 from __future__ import annotations
 
 import json
 
+import pytest
+
 from opsa.cli import main
+from opsa.errors import InputError
+from opsa.report import safesteer
 from opsa.steering.direction import RefusalDirection
 from tests.steering.conftest import HARMFUL, HARMLESS
 
@@ -34,6 +39,11 @@ def test_direction_tokens_and_training_from_the_command_line(embedded_model_dir,
     assert len(data["tokens"]) == 5 and data["coefficient"] == 4.0 and data["layer"] == 10
     table = (tmp_path / "tokens.md").read_text()
     assert all(f"| {t['id']} |" in table for t in data["tokens"])
+    section = safesteer.markdown_section([tmp_path / "tokens.md"])  # summary.md's section
+    assert section.count("SafeSteer: refusal direction") == 1 and "decoder layer 10" in section
+    assert all(f"| {t['id']} |" in section for t in data["tokens"])
+    with pytest.raises(InputError, match="not a SafeSteer token table"):
+        safesteer.markdown_section([harmful])
     train = [*run, "train", "safesteer", "--model-dir", model, "--harmful", str(harmful),
              "--direction", str(direction), "--safety-tokens", str(tokens),
              "--out-dir", str(tmp_path / "out"), "--work-dir", str(tmp_path / "work")]  # fmt: skip

@@ -586,6 +586,12 @@ def trained_variants():
     return [v for v in variants() if v != "base"]
 
 
+def safesteer_token_tables():
+    """SafeSteer's direction and token table per policy, when `safesteer` trains."""
+    trains = "safesteer" in config["training"]["methods"]
+    return expand("results/steering/{model}/safety_tokens.md", model=config["policies"]) if trains else []
+
+
 def training_curve_files():
     """One training-curve plot per policy, when any method trains."""
     return expand("results/report/training/{model}.png", model=config["policies"]) if trained_variants() else []

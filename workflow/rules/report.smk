@@ -6,6 +6,7 @@ rule report:
         curves=training_curve_files(),
         sweep=size_sweep_files(),
         tfr=flip_rate_outcome_files(),
+        safesteer=safesteer_token_tables(),
         code=package_code("report"),
     output:
         csv=report(
@@ -40,7 +41,8 @@ rule report:
         "python -m opsa --threads {threads} report --evals {input.evals:q} "
         "--token-divergence {input.token:q} --jailbreak {input.jailbreak:q} "
         "--training-curves {input.curves:q} --size-sweep {input.sweep:q} "
-        "--flip-rate-outcome {input.tfr:q} --baseline {params.baseline:q} "
+        "--flip-rate-outcome {input.tfr:q} --safesteer {input.safesteer:q} "
+        "--baseline {params.baseline:q} "
         "--first-seed {params.first_seed} --out-dir results/report > {log} 2>&1"
 
 
