@@ -96,7 +96,7 @@ def interval(replicates: np.ndarray) -> tuple[float, float, float]:
 def model_differences(
     by_seed: dict[tuple[str, int], list[Record]], model: str, method: str, baseline: str
 ) -> list[Difference]:
-    """Per seed and, over the seeds, per quantity: method − baseline."""
+    """Per seed and, with two seeds or more, over the seeds, per quantity: method − baseline."""
     seeds = sorted(s for (m, s) in by_seed if m == method and (baseline, s) in by_seed)
     per_seed: dict[str, dict[int, tuple[float, np.ndarray]]] = defaultdict(dict)
     for s in seeds:
@@ -109,6 +109,8 @@ def model_differences(
     for name, values in per_seed.items():
         for s, (value, reps) in values.items():
             out.append(Difference(model, method, name, s, 100 * value, *interval(reps)))
+        if len(values) < 2:
+            continue  # one seed: its row is the whole comparison
         mean, seed_low, seed_high = seed_interval([100 * v for v, _ in values.values()])
         pooled = np.mean([reps for _, reps in values.values()], axis=0)
         out.append(

@@ -63,11 +63,9 @@ def test_paired_replicates_are_the_bootstrap_of_per_prompt_differences(tmp_path:
     ours = {"harm": flags(20, {0, 1, 2, 3, 4, 5}), "probe": flags(20, {7, 8})}
     theirs = {"harm": flags(20, {0, 1, 2}), "probe": flags(20, set())}
     paths = evaluate(tmp_path, "opsa", ours) + evaluate(tmp_path, "offpolicy_sd", theirs)
-    found = {
-        d.quantity: d
-        for d in paired_differences(read_evaluations(paths), "offpolicy_sd")
-        if d.seed == 0
-    }
+    differences = paired_differences(read_evaluations(paths), "offpolicy_sd")
+    assert all(d.seed == 0 for d in differences)  # one seed: no separate mean rows
+    found = {d.quantity: d for d in differences}
 
     ids = [f"harm{i}" for i in range(20)]
     # harmful compliance difference per prompt: refused by ours only -> -1
