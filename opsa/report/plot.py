@@ -1,4 +1,4 @@
-"""The safety-against-reasoning plot: one labelled point per model variant, with error bars."""
+"""The safety-against-reasoning plot: one point per model variant, with error bars and a legend."""
 
 from __future__ import annotations
 
@@ -39,9 +39,11 @@ def plot_safety_reasoning(
             yerr=_error(point.y, point.y_low, point.y_high),
             fmt="o",
             capsize=3,
+            label=point.label,
         )
-        ax.annotate(point.label, (point.x, point.y), xytext=(5, 5), textcoords="offset points")
-    if not points:
+    if points:  # a legend, not labels beside the points: variants often share a value
+        ax.legend(fontsize=8, loc="best")
+    else:
         ax.text(
             0.5,
             0.5,
