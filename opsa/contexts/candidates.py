@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import yaml
 from jinja2 import TemplateError
@@ -148,10 +148,10 @@ def user_candidates(path: str | Path) -> list[Context]:
     out = []
     for row in rows:
         context = Context.from_row(row)
-        if context.axes.get("branch", "harmful") not in ("harmful", "benign"):
+        if context.axes.get("branch", "harmful") not in get_args(Branch):
             raise InputError(
-                f"{path}: candidate '{context.id}': axes.branch must be harmful or benign, "
-                f"got {context.axes['branch']!r}"
+                f"{path}: candidate '{context.id}': axes.branch must be one of "
+                f"{', '.join(get_args(Branch))}, got {context.axes['branch']!r}"
             )
         axes = {**context.axes, "placement": context.placement, "source": "user"}
         out.append(Context(context.id, context.text, context.placement, context.turns, axes))

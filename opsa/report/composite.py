@@ -8,7 +8,7 @@ interval is a proper bootstrap interval of the composite.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -27,6 +27,9 @@ class Composite:
     n: int  # items over all component sets
     sets: tuple[str, ...]
     judges: tuple[str, ...]
+    # the composite's bootstrap replicates (None with the NaN interval); replicate b of two
+    # variants' composites draws the same prompts, which paired comparisons rely on
+    replicates: np.ndarray | None = field(default=None, compare=False, repr=False)
 
 
 def _replicate_matrix(records: list[dict[str, Any]]) -> np.ndarray | None:
@@ -43,12 +46,12 @@ def composite(records: list[dict[str, Any]], metric: str, complement: bool) -> C
     """
     sign, offset = (-1.0, 1.0) if complement else (1.0, 0.0)
     value = offset + sign * float(np.mean([r["value"] for r in records]))
-    replicates = _replicate_matrix(records)
+    matrix = _replicate_matrix(records)
+    replicates = None if matrix is None else offset + sign * matrix.mean(axis=0)
     low = high = math.nan
     if replicates is not None:
         tail = (1.0 - LEVEL) / 2.0
-        bounds = offset + sign * np.quantile(replicates.mean(axis=0), [tail, 1.0 - tail])
-        low, high = float(min(bounds)), float(max(bounds))
+        low, high = (float(b) for b in np.quantile(replicates, [tail, 1.0 - tail]))
     return Composite(
         metric=metric,
         value=value,
@@ -57,6 +60,7 @@ def composite(records: list[dict[str, Any]], metric: str, complement: bool) -> C
         n=sum(int(r["n"]) for r in records),
         sets=tuple(sorted(r["set"] for r in records)),
         judges=tuple(sorted({str(r["judge"]) for r in records})),
+        replicates=replicates,
     )
 
 

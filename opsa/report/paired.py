@@ -25,7 +25,7 @@ import numpy as np
 
 from opsa.errors import InputError
 from opsa.records import atomic_path
-from opsa.report.composite import LEVEL, REASONING_ROLES, SAFETY_ROLES
+from opsa.report.composite import LEVEL, composites
 from opsa.report.evaluations import Record
 from opsa.report.grid import seed_interval, split_variant
 
@@ -51,16 +51,11 @@ class Difference:
 
 
 def quantity_replicates(records: list[Record]) -> dict[str, tuple[float, np.ndarray]]:
-    """One variant's quantities with their replicates: S, R and each set's own value."""
-    out: dict[str, tuple[float, np.ndarray]] = {}
-    for r in records:
-        out[r["set"]] = (float(r["value"]), np.asarray(r["replicate_means"], dtype=float))
-    for name, roles, complement in (("S", SAFETY_ROLES, True), ("R", REASONING_ROLES, False)):
-        sets = [r for r in records if r["role"] in roles]
-        if sets:
-            value = float(np.mean([r["value"] for r in sets]))
-            reps = np.mean([np.asarray(r["replicate_means"], float) for r in sets], axis=0)
-            out[name] = (1 - value, 1 - reps) if complement else (value, reps)
+    """One variant's quantities with their replicates: each set's own value, S and R."""
+    out = {r["set"]: (float(r["value"]), np.asarray(r["replicate_means"], float)) for r in records}
+    for name, c in composites(records).items():
+        assert c.replicates is not None  # check_pairable found every set's replicates
+        out[name] = (c.value, c.replicates)
     return out
 
 

@@ -159,6 +159,13 @@ def test_unknown_placement_in_a_user_file_is_an_input_error(tmp_path):
         build_candidates(CandidatesConfig(grid=None, user_file=str(user)), "unused", "unused")
 
 
+def test_unknown_branch_in_a_user_file_is_an_input_error(tmp_path):
+    row = {"id": "b", "text": "t", "placement": "system", "axes": {"branch": "borderline"}}
+    user = write_rows(tmp_path / "u.jsonl", [row])
+    with pytest.raises(InputError, match="u.jsonl: candidate 'b': axes.branch must be one of"):
+        build_candidates(CandidatesConfig(grid=None, user_file=str(user)), "unused", "unused")
+
+
 @pytest.mark.parametrize("template", [NO_SYSTEM_RAISES, NO_SYSTEM_DROPS])
 def test_template_without_system_role_fails_naming_the_candidate(embedded_model_dir, template):
     tokenizer = load_tokenizer(embedded_model_dir)
