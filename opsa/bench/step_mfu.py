@@ -105,17 +105,31 @@ def summarise(sides: dict[str, dict[str, Any]]) -> dict[str, Any]:
 
 
 def matmul_peak(dtype: str, sizes: list[int], reps: int = 5) -> float:
-    """Best median FLOP/s of square matmuls in `dtype` on this process's threads."""
+    """Best median FLOP/s of square matmuls in `dtype` on the device training uses (the GPU
+    where there is one, else this process's CPU threads)."""
     import torch
 
     from opsa.bench.timing import repeat
 
+    device = "cuda" if torch.cuda.is_available() else "cpu"
     best = 0.0
     for n in sizes:
-        a, b = (torch.randn(n, n).to(getattr(torch, dtype)) for _ in range(2))
-        timing = repeat(lambda a=a, b=b: torch.mm(a, b), reps, warmup=2)
-        best = max(best, 2 * n**3 / timing.median)
+        a, b = (torch.randn(n, n, device=device).to(getattr(torch, dtype)) for _ in range(2))
+
+        def mm(a: torch.Tensor = a, b: torch.Tensor = b) -> None:
+            torch.mm(a, b)
+            synchronize()
+
+        best = max(best, 2 * n**3 / repeat(mm, reps, warmup=2).median)
     return best
+
+
+def synchronize() -> None:
+    """Wait for the GPU's queued work, so a clock read after it counts it (no-op on a CPU)."""
+    import torch
+
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        torch.cuda.synchronize()
 
 
 class PhaseClock:
@@ -136,15 +150,18 @@ class PhaseClock:
         def wrapper(*args: Any, **kwargs: Any) -> Any:
             if not self.step_start:
                 self.step_start = time.perf_counter()
+            synchronize()
             start = time.perf_counter()
             try:
                 return fn(*args, **kwargs)
             finally:
+                synchronize()
                 self.add(phase, time.perf_counter() - start)
 
         return wrapper
 
     def step_done(self) -> None:
+        synchronize()
         step = dict(self.now) | {"seconds": time.perf_counter() - self.step_start}
         fixed = sum(step.get(p, 0.0) for p in PHASES if p != "loss_backward")
         step["loss_backward"] = step["seconds"] - fixed
@@ -153,20 +170,26 @@ class PhaseClock:
         self._profile(len(self.steps))
 
     def _profile(self, done: int) -> None:
+        """Profile the last step; its top entries by self time on the device that computes
+        (the GPU's kernels where there is one, else the CPU's operators)."""
         import torch
 
+        activity = torch.profiler.ProfilerActivity
+        gpu = torch.cuda.is_available()
         if done == self.profile_step - 1:
-            self.profiler = torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU])
+            kinds = [activity.CPU, activity.CUDA] if gpu else [activity.CPU]
+            self.profiler = torch.profiler.profile(activities=kinds)
             self.profiler.__enter__()
         elif done == self.profile_step and self.profiler is not None:
             self.profiler.__exit__(None, None, None)
+            key = "self_device_time_total" if gpu else "self_cpu_time_total"
             events = sorted(
-                self.profiler.key_averages(), key=lambda e: e.self_cpu_time_total, reverse=True
+                self.profiler.key_averages(), key=lambda e: getattr(e, key), reverse=True
             )
-            total = sum(e.self_cpu_time_total for e in events) or 1
+            total = sum(getattr(e, key) for e in events) or 1
             self.profile_top = [
-                {"name": e.key, "self_cpu_s": round(e.self_cpu_time_total / 1e6, 3),
-                 "share": round(e.self_cpu_time_total / total, 3), "calls": e.count}
+                {"name": e.key, "self_s": round(getattr(e, key) / 1e6, 3),
+                 "share": round(getattr(e, key) / total, 3), "calls": e.count}
                 for e in events[:12]
             ]  # fmt: skip
 
@@ -226,25 +249,44 @@ def mfu_side(
     max_new_tokens: int,
     mixed_precision: str,
     matmul_sizes: list[int],
+    batch: int = BATCH,
+    vllm_gpu_share: float = 0.3,
 ) -> dict[str, Any]:
+    """Train `steps` instrumented OPSA steps; on a GPU its vLLM rollout engine may take
+    `vllm_gpu_share` of the GPU's memory (the student's fp32 master weights and AdamW state,
+    and the teacher, need the rest)."""
     import torch
 
-    from opsa.models.load import load_model
+    from opsa.models.runtime import Runtime, RuntimeConfig, using
     from opsa.training.onpolicy import train_opsa
 
     peak = matmul_peak(PRECISIONS[mixed_precision], matmul_sizes)
     clock = PhaseClock(profile_step=steps)
     instrument(clock)
-    with tempfile.TemporaryDirectory(prefix="opsa-bench-mfu-") as tmp:
+    runtime = Runtime(RuntimeConfig(vllm={"gpu_memory_utilization": vllm_gpu_share}))
+    with tempfile.TemporaryDirectory(prefix="opsa-bench-mfu-") as tmp, using(runtime):
         folder = Path(tmp)
         harmful, benign, selected = write_opsa_inputs(pairs, folder)
-        config = opsa_config(steps, max_new_tokens, torch.get_num_threads())
+        config = opsa_config(steps, max_new_tokens, torch.get_num_threads(), batch)
         config = config.model_copy(update={"mixed_precision": mixed_precision})
         train_opsa(model_dir, harmful, benign, selected, config, folder / "out", folder / "work")
-    parameters = sum(p.numel() for p in load_model(model_dir).parameters())
+    gpu = torch.cuda.is_available()
     return {
         "matmul_peak_flops": peak,
-        "parameters": parameters,
+        "parameters": parameter_count(model_dir),
         "steps": clock.steps,
         "profile_top": clock.profile_top,
+        "device": torch.cuda.get_device_name(0) if gpu else "cpu",
+        "peak_gpu_allocated_mb": round(torch.cuda.max_memory_allocated() / 2**20) if gpu else None,
+        "peak_gpu_reserved_mb": round(torch.cuda.max_memory_reserved() / 2**20) if gpu else None,
     }
+
+
+def parameter_count(model_dir: str) -> int:
+    """Parameters of the model in `model_dir`, tied embeddings counted once (no weights read)."""
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    with torch.device("meta"):
+        model = AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(model_dir))
+    return sum(p.numel() for p in model.parameters())

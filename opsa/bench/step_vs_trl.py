@@ -93,14 +93,14 @@ def _throughput(steps: list[dict[str, Any]]) -> dict[str, float]:
     }
 
 
-def opsa_config(steps: int, max_new_tokens: int, threads: int) -> Any:
+def opsa_config(steps: int, max_new_tokens: int, threads: int, batch: int = BATCH) -> Any:
     from opsa.training.config import OPSAConfig
 
     return OPSAConfig(
         seed=SEED, lr=LR, weight_decay=0.01, grad_clip=1.0, schedule="constant",
-        warmup_steps=0, batch_size=BATCH, micro_batch_size=BATCH, max_steps=steps,
+        warmup_steps=0, batch_size=batch, micro_batch_size=batch, max_steps=steps,
         checkpoint_every=10**6, cpu_threads=threads, temperature=TEMPERATURE, top_p=1.0,
-        max_new_tokens=max_new_tokens, generation_batch_size=BATCH, divergence="mixed",
+        max_new_tokens=max_new_tokens, generation_batch_size=batch, divergence="mixed",
         mixed_forward_weight=0.5, estimator="topk", top_k=TOP_K, teacher="base",
     )  # fmt: skip
 

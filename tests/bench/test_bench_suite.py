@@ -5,8 +5,11 @@ from __future__ import annotations
 import json
 
 import pytest
+import torch
 
+from opsa.bench.random_model import ARCHITECTURES
 from opsa.bench.results import HEADER, TABLE_NAME
+from opsa.bench.step_mfu import PHASES
 from opsa.bench.step_vs_trl import summarise
 from opsa.bench.suite import ROWS, parse_rows
 from opsa.cli import main
@@ -26,25 +29,47 @@ def test_fewer_than_five_reps_need_the_ci_flag(tmp_path, capsys):
     assert not list(tmp_path.iterdir())
 
 
-def test_small_run_writes_one_json_per_row_and_the_table(tmp_path):
-    """Rows 4 (chunked against naive loss, tiny sizes, each side in its own process) and 7."""
-    args = ["--threads", "1", "bench", "4", "7", "--small", "--reps", "1", "--warmup", "0"]
+def test_small_run_writes_its_json_and_the_table(tmp_path):
+    """Row 4 at tiny sizes: chunked against naive loss, each side in its own process."""
+    args = ["--threads", "1", "bench", "4", "--small", "--reps", "1", "--warmup", "0"]
     assert main([*args, "--out-dir", str(tmp_path)]) == 0
-    results = {p.name: json.loads(p.read_text()) for p in tmp_path.glob("row*.json")}
-    assert set(results) == {"row4_divergence-memory.json", "row7_gpu.json"}
-    for result in results.values():
-        machine = result["machine"]
-        assert machine["cores"] >= 1 and machine["torch"] and machine["torch_threads"] == 1
-        assert len(machine["load_average"]) == 3 and result["command"].startswith("python -m")
-        assert {"measure", "ours", "ratio_text", "target", "met"} <= set(result)
-    memory = results["row4_divergence-memory.json"]
-    for case in memory["cases"].values():  # the same loss and gradients on both sides
+    result = json.loads((tmp_path / "row4_divergence-memory.json").read_text())
+    machine = result["machine"]
+    assert machine["cores"] >= 1 and machine["torch"] and machine["torch_threads"] == 1
+    assert len(machine["load_average"]) == 3 and result["command"].startswith("python -m")
+    assert {"measure", "ours", "ratio_text", "target", "met"} <= set(result)
+    for case in result["cases"].values():  # the same loss and gradients on both sides
         assert case["same_value"], case
         assert case["chunked"]["timing"]["reps"] == 1 and case["naive"]["peak_rss_mb"] > 0
-    assert results["row7_gpu.json"]["met"] is None
     table = (tmp_path / TABLE_NAME).read_text().splitlines()
-    assert table[:2] == HEADER and table[2].startswith("| 4 |") and table[3].startswith("| 7 |")
-    assert any(line.startswith("Command: `python -m opsa --threads 1 bench 4 7") for line in table)
+    assert table[:2] == HEADER and table[2].startswith("| 4 |")
+    assert any(line.startswith("Command: `python -m opsa --threads 1 bench 4") for line in table)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="the no-GPU answer of row 7")
+def test_gpu_row_without_a_gpu_says_so(tmp_path):
+    assert main(["bench", "7", "--out-dir", str(tmp_path)]) == 0
+    result = json.loads((tmp_path / "row7_gpu.json").read_text())
+    assert result["ours"] == "not measured: torch sees no GPU on this machine"
+    assert result["met"] is None and result["gpu"] is None
+
+
+@pytest.mark.slow
+def test_gpu_row_runs_both_architectures_small(tmp_path):
+    """`--small`: shrunken random Qwen3 and Qwen2 models (real vocabulary size) through vLLM
+    rollouts and instrumented bf16 OPSA steps, on whatever device this machine has."""
+    args = ["--threads", "1", "bench", "7", "--small", "--reps", "1", "--warmup", "0"]
+    assert main([*args, "--out-dir", str(tmp_path)]) == 0
+    result = json.loads((tmp_path / "row7_gpu.json").read_text())
+    assert set(result["models"]) == set(ARCHITECTURES)
+    for name, measured in result["models"].items():
+        assert measured["rollout_tokens_per_s"] > 0, name
+        assert measured["rollout"]["by_batch"]["2"]["tokens"] == 2 * 4  # random ids never stop
+        training = measured["training"]
+        assert 0 < training["mfu"] and training["peak_flops"] > 0
+        assert training["steps"] and training["profile_top"]
+        assert set(training["split_median_s"]) == set(PHASES)
+        assert training["parameters"] > ARCHITECTURES[name]["vocab_size"] * 128  # embeddings
 
 
 def test_step_comparison_needs_speed_and_memory():
