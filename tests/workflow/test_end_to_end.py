@@ -32,7 +32,7 @@ def test_smoke_config_runs_end_to_end(tmp_path: Path) -> None:
             "--snakefile", str(ROOT / "Snakefile"), "--directory", str(tmp_path),
             "--configfile", str(config_path), "--replace-workflow-config",
         ],
-        capture_output=True, text=True, env=env, timeout=1800,
+        capture_output=True, text=True, env=env, timeout=3600,
     )  # fmt: skip
     assert run.returncode == 0, run.stderr[-4000:]
     report = tmp_path / "results/report"
