@@ -5,7 +5,8 @@
 One backend per process (an in-process vLLM engine changes torch's process state). Prompts are
 the project's builtin benign and over-refusal sets, rendered with the model's chat template.
 Prints the seconds to load and for a first 2-prompt call (warm-up, paid once per step), then
-one JSON line per setting: sequences, new tokens, seconds, tokens/s.
+one JSON line per setting: sequences, new tokens, seconds, tokens/s. The measured figures are in
+docs/benchmarks.md ("Generation backends").
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-Divergence = Literal["symmetric_kl", "forward_kl", "reverse_kl"]
+from opsa.training.config import DivergenceName
 
 
 class TokenAnalysisSettings(BaseModel):
@@ -18,7 +18,9 @@ class TokenAnalysisSettings(BaseModel):
     rollouts: int = Field(500, ge=1, description="base-model responses analysed (paper: 500)")
     max_tokens: int = Field(64, ge=1, description="response positions read per response")
     batch_size: int = Field(8, ge=1)
-    divergence: Divergence = "symmetric_kl"
+    divergence: DivergenceName = Field(
+        "symmetric_kl", description="a name in opsa.training.divergence.DIVERGENCES"
+    )
     top_tokens: int = Field(20, ge=1, description="rows of the table of tokens")
 
 

@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 
-from opsa.analysis.settings import Divergence, TokenAnalysisSettings
+from opsa.analysis.settings import TokenAnalysisSettings
 from opsa.contexts.placement import render_prompt
 from opsa.models import runtime
 from opsa.models.chat import render_user
@@ -25,20 +25,10 @@ from opsa.models.load import load_tokenizer
 from opsa.records import read_jsonl, require_columns, write_json
 from opsa.training.data import load_selected_contexts
 from opsa.training.diagnostics import TokenDiagnostics
-from opsa.training.divergence import forward_kl, kl, reverse_kl
+from opsa.training.divergence import bind
 from opsa.training.sequences import PackedBatch, pack
 
 log = logging.getLogger(__name__)
-
-
-def divergence(
-    kind: Divergence, teacher_logp: torch.Tensor, model_logp: torch.Tensor
-) -> torch.Tensor:
-    if kind == "forward_kl":
-        return forward_kl(teacher_logp, model_logp)
-    if kind == "reverse_kl":
-        return reverse_kl(teacher_logp, model_logp)
-    return kl(teacher_logp, model_logp) + kl(model_logp, teacher_logp)
 
 
 @torch.no_grad()
@@ -57,12 +47,13 @@ def position_divergence(
     teacher_batch: PackedBatch,
     model: torch.nn.Module,
     model_batch: PackedBatch,
-    kind: Divergence = "symmetric_kl",
+    kind: str = "symmetric_kl",
 ) -> torch.Tensor:
-    """One divergence per response token; both batches pack the same responses."""
+    """One divergence per response token (`kind`: a name in DIVERGENCES, with its default
+    settings); both batches pack the same responses."""
     if not torch.equal(teacher_batch.targets, model_batch.targets):
         raise ValueError("teacher and model batches hold different responses")
-    return divergence(kind, token_logp(teacher, teacher_batch), token_logp(model, model_batch))
+    return bind(kind)(token_logp(teacher, teacher_batch), token_logp(model, model_batch))
 
 
 def read_rollouts(path: Path, limit: int, max_tokens: int) -> list[dict[str, Any]]:

@@ -116,8 +116,8 @@ def _context_search_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--search", type=json_arg, required=True)
     p.add_argument("--selection", type=json_arg, default={})
     p.add_argument("--sampling", type=json_arg, default={})
-    p.add_argument("--out-dir", type=Path, required=True)
-    judge_args(p)
+    p.add_argument("--out-scores", type=Path, required=True, help="the grown pool's flip rates")
+    judge_args(p)  # --out: the grown pool
 
 
 @step("context-search", _context_search_args)
@@ -131,7 +131,8 @@ def _context_search(a: argparse.Namespace) -> None:
         a.model_dir, a.candidates, a.scores, a.baseline, build_judge_from_args(a),
         validated(SamplingParams, a.sampling, "contexts.sampling"),
         validated(SearchConfig, a.search, "contexts.search"),
-        validated(SelectionConfig, a.selection, "contexts.selection"), a.out_dir,
+        validated(SelectionConfig, a.selection, "contexts.selection"),
+        a.out, a.out_scores,
     )  # fmt: skip
 
 
@@ -139,7 +140,8 @@ def _select_context_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--scores", type=Path, nargs="*", default=[], help="none when pinned")
     p.add_argument("--candidates", type=Path, required=True)
     p.add_argument("--selection", type=json_arg, default={})
-    p.add_argument("--out-dir", type=Path, required=True)
+    p.add_argument("--out", type=Path, required=True, help="the selected contexts (.json)")
+    p.add_argument("--ranking", type=Path, required=True, help="the ranking table (.csv)")
 
 
 @step("select-context", _select_context_args)
@@ -148,7 +150,7 @@ def _select_context(a: argparse.Namespace) -> None:
     from opsa.contexts.select import SelectionConfig, select_contexts
 
     selection = validated(SelectionConfig, a.selection, "contexts.selection")
-    select_contexts(a.scores, a.candidates, selection, a.out_dir)
+    select_contexts(a.scores, a.candidates, selection, a.out, a.ranking)
 
 
 def _ranked_context_args(p: argparse.ArgumentParser) -> None:

@@ -20,14 +20,14 @@ from opsa.hub import hub_offline
 
 def _check_config_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("configfiles", type=Path, nargs="+", help="merged in order, as --configfile")
-    p.add_argument("--schema", type=Path, default=Path("workflow/schemas/config.schema.yaml"))
+    p.add_argument("--schema", type=Path, default=None, help="default: the workflow's schema")
 
 
 @step("check-config", _check_config_args)
 def _check_config(a: argparse.Namespace) -> None:
     """The checks the Snakefile runs, on config files; also names the line of a YAML syntax
     error in a file given with --configfile, which Snakemake reports without it."""
-    from opsa.config_check import load_config_files, validate_config
+    from opsa.config import load_config_files, validate_config
 
     validate_config(load_config_files(a.configfiles), a.schema)
     print(f"{', '.join(map(str, a.configfiles))}: config is valid")
@@ -146,6 +146,7 @@ def _evaluate_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--items", type=Path, default=None, help="per-item results (JSONL)")
     p.add_argument("--code-limits", type=json_arg, default={}, help="code sets: ExecLimits JSON")
+    p.add_argument("--training-seed", type=int, default=None, help="a trained variant's seed")
 
 
 @step("evaluate", _evaluate_args)
@@ -168,6 +169,7 @@ def _evaluate(a: argparse.Namespace) -> None:
         seed=a.seed,
         items_path=a.items,
         code_limits=validated(ExecLimits, a.code_limits, "--code-limits"),
+        training_seed=a.training_seed,
     )
 
 
@@ -188,10 +190,8 @@ def _report_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--baseline", default="offpolicy_sd", help="the method every other is compared to"
     )
-    p.add_argument(
-        "--first-seed", type=int, default=0, help="the seed of variants named by method alone"
-    )
-    p.add_argument("--out-dir", type=Path, required=True)
+    for name in ("csv", "json", "paired", "md", "plot"):
+        p.add_argument(f"--out-{name}", type=Path, required=True)
 
 
 @step("report", _report_args)
@@ -206,7 +206,7 @@ def _report(a: argparse.Namespace) -> None:
         token_divergence,
         training_curves,
     )
-    from opsa.report.summary import write_report
+    from opsa.report.summary import ReportFiles, write_report
 
     analyses = [
         (token_divergence, a.token_divergence),
@@ -217,7 +217,8 @@ def _report(a: argparse.Namespace) -> None:
         (training_curves, a.training_curves),
     ]
     sections = [module.markdown_section(paths) for module, paths in analyses if paths]
-    write_report(a.evals, a.out_dir, sections, a.baseline, a.first_seed)
+    outs = ReportFiles(a.out_csv, a.out_json, a.out_paired, a.out_md, a.out_plot)
+    write_report(a.evals, outs, sections, a.baseline)
 
 
 def _training_curves_args(p: argparse.ArgumentParser) -> None:
@@ -272,10 +273,8 @@ def _grid_report_args(p: argparse.ArgumentParser) -> None:
         "--published", type=json_arg, default={}, help="published gains as JSON {model: points}"
     )
     p.add_argument("--source", default="", help="where the published gains come from")
-    p.add_argument(
-        "--first-seed", type=int, default=0, help="the seed of variants named by method alone"
-    )
-    p.add_argument("--out-dir", type=Path, required=True)
+    p.add_argument("--out-csv", type=Path, required=True)
+    p.add_argument("--out-md", type=Path, required=True)
 
 
 @step("grid-report", _grid_report_args)
@@ -283,4 +282,4 @@ def _grid_report(a: argparse.Namespace) -> None:
     """Per model: composite gain of a method over a baseline across seeds, beside published."""
     from opsa.report.grid import write_grid_report
 
-    write_grid_report(a.evals, a.out_dir, a.method, a.baseline, a.published, a.source, a.first_seed)
+    write_grid_report(a.evals, a.out_csv, a.out_md, a.method, a.baseline, a.published, a.source)

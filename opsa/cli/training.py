@@ -1,4 +1,5 @@
-"""Steps of training: OPSA, SFT, and the baselines' (prompt, response) pairs."""
+"""Steps of training: any method of METHODS, SafeSteer's direction and tokens, and the
+baselines' (prompt, response) pairs."""
 
 from __future__ import annotations
 
@@ -11,91 +12,63 @@ from opsa.cli import (
     json_arg,
     judge_args,
     step,
+    unique,
 )
-from opsa.errors import InputError, validated
+from opsa.errors import validated
 from opsa.hub import hub_offline
 
 
 def _train_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "method",
-        choices=["opsa", "safesteer", "sft"],
-        help="on-policy distillation with a context teacher or a steered one, or SFT",
-    )
+    from opsa.training.methods import METHODS
+
+    p.add_argument("method", choices=list(METHODS), help="a training method (METHODS)")
     p.add_argument("--config", required=True, help="training settings: a JSON file or JSON text")
-    p.add_argument("--model-dir", type=Path, required=True, help="the initial model")
-    p.add_argument("--out-dir", type=Path, required=True)
-    p.add_argument("--work-dir", type=Path, required=True, help="checkpoints for resuming")
-    p.add_argument("--harmful", type=Path, help="opsa, safesteer: harmful training prompts")
-    p.add_argument("--benign", type=Path, help="opsa: benign training prompts")
-    p.add_argument("--contexts", type=Path, help="opsa: the selected contexts (selected.json)")
-    p.add_argument("--direction", type=Path, help="safesteer: the refusal direction")
-    p.add_argument(
-        "--safety-tokens", type=Path, help="safesteer: the token set (else config token_ids)"
-    )
-    p.add_argument("--pairs", type=Path, help="sft: (prompt, response) pairs")
     p.add_argument(
         "--processes",
         type=int,
         default=1,
         help="data-parallel processes: over 1, relaunches itself under accelerate launch",
     )
+    p.add_argument("--model-dir", type=Path, required=True, help="the initial model")
+    p.add_argument("--out", type=Path, required=True, help="the trained model's folder")
+    p.add_argument("--work-dir", type=Path, required=True, help="checkpoints for resuming")
+    p.add_argument(
+        "--input",
+        type=input_arg,
+        action="append",
+        default=[],
+        metavar="NAME=PATH",
+        help="one of the method's named input files (every one is required)",
+    )
+
+
+def input_arg(text: str) -> tuple[str, Path]:
+    """NAME=PATH: a named input file of a training method."""
+    name, sep, path = text.partition("=")
+    if not sep or not name or not path:
+        raise argparse.ArgumentTypeError(f"'{text}': expected NAME=PATH")
+    return name, Path(path)
 
 
 @step("train", _train_args)
 def _train(a: argparse.Namespace) -> None:
-    """Full-parameter training: OPSA, or SFT for the off-policy and external baselines.
+    """Full-parameter training by any method of opsa.training.methods.METHODS.
 
     The same command runs on every GPU under `accelerate launch` (opsa.training.launch)."""
     from opsa.records import read_json
-    from opsa.training.config import OPSAConfig, SafeSteerConfig, SFTConfig, parse_config
+    from opsa.training.methods import METHODS
 
+    method = METHODS[a.method]
+    inputs = method.check_inputs(unique(a.input, "--input"))
     is_file = not a.config.lstrip().startswith("{")
     data = read_json(a.config) if is_file else json.loads(a.config)
-    where = a.config if is_file else "training"
-    classes = {"opsa": OPSAConfig, "safesteer": SafeSteerConfig, "sft": SFTConfig}
-    if a.method == "safesteer":
-        data = with_safety_tokens(data, a.safety_tokens, where)
-    config = parse_config(classes[a.method], data, where)
+    config = method.parse_config(data, inputs, a.config if is_file else "training")
     if a.processes > 1:
         from opsa.training.launch import launch_training
 
-        names = ["model_dir", "out_dir", "work_dir", *METHOD_INPUTS[a.method]]
-        inputs = {name: getattr(a, name) for name in names}
-        launch_training(a.method, config, inputs, a.processes, a.work_dir)
-    elif a.method == "opsa":
-        from opsa.training.onpolicy import train_opsa
-
-        train_opsa(a.model_dir, a.harmful, a.benign, a.contexts, config, a.out_dir, a.work_dir)
-    elif a.method == "safesteer":
-        from opsa.training.safesteer import train_safesteer
-
-        train_safesteer(a.model_dir, a.harmful, a.direction, config, a.out_dir, a.work_dir)
+        launch_training(method.name, config, inputs, a.processes, a.model_dir, a.out, a.work_dir)
     else:
-        from opsa.training.sft import train_sft
-
-        train_sft(a.model_dir, a.pairs, config, a.out_dir, a.work_dir)
-
-
-# the inputs each method's processes are relaunched with (safesteer's token ids travel in
-# the config the launcher writes)
-METHOD_INPUTS = {
-    "opsa": ["harmful", "benign", "contexts"],
-    "safesteer": ["harmful", "direction"],
-    "sft": ["pairs"],
-}
-
-
-def with_safety_tokens(data: dict, tokens_path: Path | None, where: str) -> dict:
-    """SafeSteer's token ids come from the selection file, or from the config (a relaunched
-    process), never from both."""
-    from opsa.steering.tokens import read_safety_token_ids
-
-    if tokens_path is None:
-        return data
-    if data.get("token_ids") is not None:
-        raise InputError(f"{where}: token_ids: given both here and by --safety-tokens")
-    return {**data, "token_ids": read_safety_token_ids(tokens_path)}
+        method.train(a.model_dir, inputs, config, a.out, a.work_dir)
 
 
 def _steering_direction_args(p: argparse.ArgumentParser) -> None:

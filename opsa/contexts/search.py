@@ -80,11 +80,12 @@ def search_contexts(
     sampling: SamplingParams,
     config: SearchConfig,
     selection: SelectionConfig,
-    out_dir: str | Path,
+    out_candidates: str | Path,
+    out_scores: str | Path,
 ) -> pd.DataFrame:
-    """Run `config.rounds` rounds; write the grown pool and table into `out_dir`
-    (`candidates.jsonl`, `flip_rates.csv`; per-round files under `rounds/`)."""
-    out_dir = Path(out_dir)
+    """Run `config.rounds` rounds; write the grown pool and its flip-rate table (each round's
+    own files under `rounds/` beside the pool)."""
+    out_dir = Path(out_candidates).parent
     pool = {c.id: c for c in read_candidates(candidates_path)}
     tables = [scores_path]
     tokenizer = load_tokenizer(model_dir)
@@ -103,8 +104,8 @@ def search_contexts(
         pool |= {c.id: c for c in new}
         tables.append(round_scores)
         log.info("search round %d: %d children scored", round_, len(new))
-    write_jsonl(out_dir / "candidates.jsonl", [c.to_row() for c in pool.values()])
-    return merge_shards(tables, out_dir / "flip_rates.csv")
+    write_jsonl(out_candidates, [c.to_row() for c in pool.values()])
+    return merge_shards(tables, out_scores)
 
 
 def _place(

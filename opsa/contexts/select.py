@@ -91,11 +91,14 @@ def select_contexts(
     scores_paths: str | Path | list[str | Path],
     candidates_path: str | Path,
     config: SelectionConfig,
-    out_dir: str | Path,
+    selected_path: str | Path,
+    ranking_path: str | Path,
 ) -> dict[str, Any]:
-    """Write `ranking.csv` and `selected.json` into `out_dir` (pinned ids skip the search)."""
+    """Write the ranking (csv) and the selected contexts (json); pinned ids skip the search."""
     if config.pin_harmful is not None:
-        return pin_context(candidates_path, config.pin_harmful, config.pin_benign, out_dir)
+        return pin_context(
+            candidates_path, config.pin_harmful, config.pin_benign, selected_path, ranking_path
+        )
     ranked = rank_contexts(read_scores(scores_paths), config)
     if not (ranked["branch"] == "harmful").any():
         raise InputError("select contexts: the pool has no candidate of the harmful branch")
@@ -126,10 +129,9 @@ def select_contexts(
             "benign": _why_benign(best_b, ranked, benign, config),
         },
     }
-    out_dir = Path(out_dir)
-    with atomic_path(out_dir / "ranking.csv") as tmp:
+    with atomic_path(Path(ranking_path)) as tmp:
         ranked.to_csv(tmp, index=False)
-    write_json(out_dir / "selected.json", selected)
+    write_json(selected_path, selected)
     log.info("selected c_h='%s', c_b=%s", best_h["id"], None if best_b is None else best_b["id"])
     return selected
 
@@ -138,9 +140,10 @@ def pin_context(
     candidates_path: str | Path,
     harmful_id: str,
     benign_id: str | None,
-    out_dir: str | Path,
+    selected_path: str | Path,
+    ranking_path: str | Path,
 ) -> dict[str, Any]:
-    """`selected.json` for contexts pinned by id, without scoring anything; `ranking.csv` then
+    """The selected contexts for contexts pinned by id, without scoring anything; `ranking.csv` then
     lists the pool unscored, marking the pinned ids."""
     rows = {c.id: c.to_row() for c in read_candidates(candidates_path)}
     for pinned in [harmful_id, benign_id]:
@@ -159,9 +162,9 @@ def pin_context(
             "chosen_benign": [i == benign_id for i in rows],
         }
     )
-    with atomic_path(Path(out_dir) / "ranking.csv") as tmp:
+    with atomic_path(Path(ranking_path)) as tmp:
         pool.to_csv(tmp, index=False)
-    write_json(Path(out_dir) / "selected.json", selected)
+    write_json(selected_path, selected)
     return selected
 
 

@@ -9,13 +9,14 @@ import random
 import re
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from opsa.data.dedup import BANDS, ROWS, SHINGLE, find_duplicates, normalise
 from opsa.data.sources import Label, SourceSpec, load_source
 from opsa.errors import InputError
+from opsa.evaluation.answers import ANSWER_TYPES
 from opsa.records import atomic_path, read_jsonl, write_json, write_jsonl
 
 log = logging.getLogger(__name__)
@@ -36,6 +37,14 @@ TEST_COLUMNS = {"humaneval": ("prompt", "test", "entry_point"), "mbpp": ("test_l
 _SET_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
+def _known_answer_type(name: str) -> str:
+    """A final-answer type (opsa.evaluation.answers.ANSWER_TYPES) or a code type."""
+    known = [*ANSWER_TYPES, *TEST_COLUMNS]
+    if name not in known:
+        raise ValueError(f"'{name}' is not an answer type (one of {', '.join(known)})")
+    return name
+
+
 class SetSpec(BaseModel):
     """One entry of the config's `datasets:` mapping."""
 
@@ -44,7 +53,7 @@ class SetSpec(BaseModel):
     role: Role
     sources: list[SourceSpec] = Field(min_length=1)
     n: int | None = Field(default=None, ge=1)
-    answer_type: Literal["gsm8k", "math", "number", "choice", "humaneval", "mbpp"] | None = None
+    answer_type: Annotated[str, AfterValidator(_known_answer_type)] | None = None
     description: str | None = None
 
     @model_validator(mode="after")

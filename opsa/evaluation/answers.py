@@ -8,17 +8,19 @@ Four answer types (code sets are scored by running tests instead: `programs`, `c
 - "number": the last number in the response must equal the reference.
 - "choice": a multiple-choice letter; the model's is the one after the last "Answer:" (or
   "answer is"), else the content of the last \\boxed{...} when that is a lone letter.
+
+Each is an `AnswerType` in `ANSWER_TYPES` (`register` adds one); a set's `answer_type` names
+one of them, or a code type (humaneval, mbpp: graded by running the program instead,
+`opsa.data.prepare.TEST_COLUMNS`, `programs`, `code_grading`).
 """
 
 from __future__ import annotations
 
 import re
 import threading
+from collections.abc import Callable
+from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
-
-from math_verify import parse, verify
-
-ANSWER_TYPES = ("gsm8k", "math", "number", "choice")
 
 # A sign only counts when it does not follow a word or digit ("3-5" is not "-5").
 _NUMBER = re.compile(r"(?:(?<![\w)])(-))?\$?\s?((?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?|\.\d+)")
@@ -99,6 +101,8 @@ def math_equivalent(prediction: str, reference: str) -> bool:
     pred_number, ref_number = as_number(prediction), as_number(reference)
     if pred_number is not None and ref_number is not None:
         return pred_number == ref_number
+    from math_verify import parse, verify  # imported when needed: it takes ~0.4 s
+
     # math-verify's timeouts use SIGALRM, which only the main thread may set.
     timeout = TIMEOUT_S if threading.current_thread() is threading.main_thread() else None
     gold = parse(f"${reference}$", parsing_timeout=timeout)
@@ -117,38 +121,90 @@ def choice_prediction(response: str) -> str | None:
     return lone.group(1) if lone else None
 
 
-def extract_answer(response: str, answer_type: str) -> str | None:
-    """The model's final answer as a string, or None when none can be found."""
-    if answer_type == "math":
-        return last_boxed(response)
-    if answer_type == "choice":
-        return choice_prediction(response)
-    number = gsm8k_prediction(response) if answer_type == "gsm8k" else last_number(response)
+def gsm8k_answer(response: str) -> str | None:
+    return _as_text(gsm8k_prediction(response))
+
+
+def number_answer(response: str) -> str | None:
+    return _as_text(last_number(response))
+
+
+def _as_text(number: Decimal | None) -> str | None:
     return None if number is None else str(number)
 
 
-def reference_answer(answer: str, answer_type: str) -> str:
-    """The reference answer in the form `is_correct` compares against."""
-    if answer_type == "gsm8k":
-        return str(gsm8k_reference(answer))
-    if answer_type == "math":
-        return last_boxed(answer) or answer.strip()
-    if answer_type == "choice":
-        if _LONE_LETTER.fullmatch(answer) is None:
-            raise ValueError(f"reference {answer!r} is not a choice letter A-J")
-        return answer.strip()
+def math_reference(answer: str) -> str:
+    return last_boxed(answer) or answer.strip()
+
+
+def number_reference(answer: str) -> str:
     number = as_number(answer)
     if number is None:
         raise ValueError(f"reference {answer!r} is not a number")
     return str(number)
 
 
+def choice_reference(answer: str) -> str:
+    if _LONE_LETTER.fullmatch(answer) is None:
+        raise ValueError(f"reference {answer!r} is not a choice letter A-J")
+    return answer.strip()
+
+
+def same_number(prediction: str, reference: str) -> bool:
+    return Decimal(prediction) == Decimal(reference)
+
+
+def same_text(prediction: str, reference: str) -> bool:
+    return prediction == reference
+
+
+@dataclass(frozen=True)
+class AnswerType:
+    """How a reasoning set's final answers are scored."""
+
+    name: str  # the value of a set's `answer_type`
+    extract: Callable[[str], str | None]  # the model's final answer in a response, or None
+    reference: Callable[[str], str]  # a row's answer as `correct` compares it (ValueError: bad)
+    correct: Callable[[str, str], bool]  # whether an extracted answer matches the reference
+    columns: tuple[str, ...] = ("answer",)  # the prompt rows' fields it needs (strings)
+
+
+ANSWER_TYPES: dict[str, AnswerType] = {}
+
+
+def register(answer_type: AnswerType) -> AnswerType:
+    """Add `answer_type` to ANSWER_TYPES under its name."""
+    if answer_type.name in ANSWER_TYPES:
+        raise ValueError(f"answer type '{answer_type.name}' is registered twice")
+    ANSWER_TYPES[answer_type.name] = answer_type
+    return answer_type
+
+
+register(AnswerType("gsm8k", gsm8k_answer, lambda a: str(gsm8k_reference(a)), same_number))
+register(AnswerType("math", last_boxed, math_reference, math_equivalent))
+register(AnswerType("number", number_answer, number_reference, same_number))
+register(AnswerType("choice", choice_prediction, choice_reference, same_text))
+
+
+def answer_type_named(name: str) -> AnswerType:
+    """The registered answer type `name`; ValueError naming the registered ones."""
+    if name not in ANSWER_TYPES:
+        raise ValueError(f"answer_type '{name}': not one of {', '.join(ANSWER_TYPES)}")
+    return ANSWER_TYPES[name]
+
+
+def extract_answer(response: str, answer_type: str) -> str | None:
+    """The model's final answer as a string, or None when none can be found."""
+    return answer_type_named(answer_type).extract(response)
+
+
+def reference_answer(answer: str, answer_type: str) -> str:
+    """The reference answer in the form `is_correct` compares against."""
+    return answer_type_named(answer_type).reference(answer)
+
+
 def is_correct(prediction: str | None, reference: str, answer_type: str) -> bool:
     """Whether an extracted prediction matches a reference from `reference_answer`."""
     if prediction is None:
         return False
-    if answer_type == "math":
-        return math_equivalent(prediction, reference)
-    if answer_type == "choice":
-        return prediction == reference
-    return Decimal(prediction) == Decimal(reference)
+    return answer_type_named(answer_type).correct(prediction, reference)

@@ -15,7 +15,7 @@ Each run gets, from the outside in:
 - `exec_guard`'s audit hook: writes only inside the working directory, no processes, signals,
   sockets or ctypes.
 This confines model-written code that misbehaves by accident; it is not a boundary against
-code written to escape (see README, "Code and GPQA evaluation").
+code written to escape (see docs/method.md, "Code and GPQA evaluation").
 """
 
 from __future__ import annotations

@@ -43,11 +43,13 @@ def evaluate_set(
     seed: int = 0,
     items_path: str | Path | None = None,
     code_limits: ExecLimits | None = None,
+    training_seed: int | None = None,
 ) -> dict:
     """Score a set and write its JSON record (and, with `items_path`, one JSONL row per item).
 
     The record keeps the bootstrap replicate means, so the report can put intervals on
-    composites of several sets. Intervals resample prompts, not samples. Code sets
+    composites of several sets, and a trained variant's `training_seed`, so the report can
+    pair variants by seed. Intervals resample prompts, not samples. Code sets
     (`answer_type` humaneval or mbpp) run every generation's program under `code_limits`.
     """
     metric = metric_for(role)
@@ -96,6 +98,8 @@ def evaluate_set(
         "bootstrap": {"replicates": bootstrap, "seed": seed, "level": LEVEL, "unit": "prompt"},
         "replicate_means": [round(float(r), 6) for r in replicates],
     }
+    if training_seed is not None:
+        record["training_seed"] = training_seed
     write_json(out_path, record)
     if items_path is not None:
         write_jsonl(items_path, items)

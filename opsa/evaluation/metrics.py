@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from opsa.errors import InputError
-from opsa.evaluation.answers import ANSWER_TYPES, extract_answer, is_correct, reference_answer
+from opsa.evaluation.answers import AnswerType, answer_type_named
 from opsa.records import require_columns
 
 log = logging.getLogger(__name__)
@@ -134,21 +134,16 @@ def graded_items(
     prompts_path: str | Path,
 ) -> list[Row]:
     """Each kept generation's extracted answer, the reference and whether they match."""
-    if answer_type not in ANSWER_TYPES:
-        raise InputError(f"answer_type '{answer_type}': not one of {', '.join(ANSWER_TYPES)}")
-    references = {}
-    for pid in {key[0] for key in keys}:
-        answer = prompts[pid].get("answer")
-        if not isinstance(answer, str):
-            raise InputError(f"{prompts_path}: 'answer' is {answer!r}, not a string, for id {pid}")
-        try:
-            references[pid] = reference_answer(answer, answer_type)
-        except ValueError as e:
-            raise InputError(f"{prompts_path}: id {pid}: {e}") from None
+    try:
+        kind = answer_type_named(answer_type)
+    except ValueError as e:
+        raise InputError(str(e)) from None
+    ids = dict.fromkeys(pid for pid, _ in keys)
+    references = {pid: _reference(kind, prompts[pid], pid, prompts_path) for pid in ids}
     items = []
     for pid, sample in keys:
-        extracted = extract_answer(generations[(pid, sample)]["response"], answer_type)
-        correct = is_correct(extracted, references[pid], answer_type)
+        extracted = kind.extract(generations[(pid, sample)]["response"])
+        correct = extracted is not None and kind.correct(extracted, references[pid])
         items.append(
             {
                 "id": pid,
@@ -159,3 +154,16 @@ def graded_items(
             }
         )
     return items
+
+
+def _reference(kind: AnswerType, row: Row, pid: str, prompts_path: str | Path) -> str:
+    """A prompt row's reference answer, after checking the columns its answer type needs."""
+    for column in kind.columns:
+        if not isinstance(row.get(column), str):
+            raise InputError(
+                f"{prompts_path}: '{column}' is {row.get(column)!r}, not a string, for id {pid}"
+            )
+    try:
+        return kind.reference(row["answer"])
+    except ValueError as e:
+        raise InputError(f"{prompts_path}: id {pid}: {e}") from None

@@ -1,9 +1,9 @@
 """The grid report: per model, the composite gain of one method over a baseline across seeds.
 
-Trained variants are named "<method>" (the first training seed) and "<method>-seed<s>" (every
-further seed), as the workflow names them. For each model and seed the gain is
-S(method) − S(baseline) in points (S = 1 − mean of the safety rates, opsa.report.composite);
-across seeds the report gives the mean and a 95% Student-t interval, beside a published gain.
+Each trained variant's evaluation records carry its training seed. For each model and seed
+the gain is S(method) − S(baseline) in points (S = 1 − mean of the safety rates,
+opsa.report.composite); across seeds the report gives the mean and a 95% Student-t interval,
+beside a published gain.
 """
 
 from __future__ import annotations
@@ -16,13 +16,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from opsa.errors import InputError
+from opsa.layout import Variant
 from opsa.records import atomic_path
 from opsa.report.composite import composites
 from opsa.report.evaluations import Record, read_evaluations
 
-SEED_MARKER = "-seed"
 LEVEL = 0.95
-CSV_NAME, MD_NAME = "grid.csv", "grid.md"
 
 
 @dataclass(frozen=True)
@@ -38,10 +37,14 @@ class Gain:
     published: float | None
 
 
-def split_variant(variant: str, first_seed: int) -> tuple[str, int]:
-    """("opsa", first_seed) for "opsa"; ("opsa", 2) for "opsa-seed2"."""
-    method, marker, seed = variant.partition(SEED_MARKER)
-    return method, int(seed) if marker else first_seed
+def training_seed(record: Record) -> int:
+    """The training seed of a trained variant's evaluation record."""
+    if "training_seed" not in record:
+        raise InputError(
+            f"evaluation of {record['model']}/{record['variant']}/{record['set']}: no "
+            "training_seed (rerun its evaluate step)"
+        )
+    return int(record["training_seed"])
 
 
 def t_quantile(p: float, df: int, steps: int = 2000) -> float:
@@ -71,16 +74,16 @@ def seed_interval(values: list[float]) -> tuple[float, float, float]:
     return mean, mean - half, mean + half
 
 
-def composite_values(
-    records: list[Record], first_seed: int
-) -> dict[tuple[str, str, int], dict[str, float]]:
+def composite_values(records: list[Record]) -> dict[tuple[str, str, int], dict[str, float]]:
     """(model, method, seed) -> {"S": ..., "R": ...} for every variant."""
     grouped: dict[tuple[str, str], list[Record]] = defaultdict(list)
     for r in records:
         grouped[(r["model"], r["variant"])].append(r)
     out = {}
     for (model, variant), group in grouped.items():
-        method, seed = split_variant(variant, first_seed)
+        parsed = Variant.parse(variant)
+        method = Variant(parsed.method, fraction=parsed.fraction, tfr=parsed.tfr).name
+        seed = -1 if parsed.is_base else training_seed(group[0])
         out[(model, method, seed)] = {k: c.value for k, c in composites(group).items()}
     return out
 
@@ -114,9 +117,8 @@ def grid_gains(
     method: str,
     baseline: str,
     published: dict[str, float],
-    first_seed: int = 0,
 ) -> list[Gain]:
-    values = composite_values(records, first_seed)
+    values = composite_values(records)
     models = sorted({m for (m, meth, _) in values if meth == method})
     if not models:
         raise InputError(f"grid report: no evaluation of a '{method}' variant")
@@ -180,18 +182,17 @@ def write_csv(path: Path, gains: list[Gain]) -> None:
 
 def write_grid_report(
     eval_paths: list[Path],
-    out_dir: Path,
+    csv_path: Path,
+    md_path: Path,
     method: str,
     baseline: str,
     published: dict[str, float],
     source: str = "",
-    first_seed: int = 0,
 ) -> list[Gain]:
-    """grid.csv and grid.md in `out_dir` from the evaluation records of every variant
-    (`first_seed`: the seed of the variants named by their method alone)."""
+    """The grid table (csv and markdown) from the evaluation records of every variant."""
     records = read_evaluations(eval_paths)
-    gains = grid_gains(records, method, baseline, published, first_seed)
-    write_csv(Path(out_dir) / CSV_NAME, gains)
-    with atomic_path(Path(out_dir) / MD_NAME) as tmp:
+    gains = grid_gains(records, method, baseline, published)
+    write_csv(Path(csv_path), gains)
+    with atomic_path(Path(md_path)) as tmp:
         tmp.write_text(markdown(gains, method, baseline, source), encoding="utf-8")
     return gains

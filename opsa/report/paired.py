@@ -9,8 +9,8 @@ R) with its paired 95% interval; across seeds, the mean difference with its pair
 (replicate b averaged over the seeds) and the Student-t interval across seeds, which is what
 training noise adds.
 
-Variants are named "<method>" (the first seed) and "<method>-seed<s>"; other variants (a size
-sweep's, a flip-rate rank's) are left to their own analyses.
+Variants are paired by the training seed their evaluation records carry; the variants of a
+size sweep or a flip-rate rank are left to their own analyses.
 """
 
 from __future__ import annotations
@@ -24,12 +24,12 @@ from pathlib import Path
 import numpy as np
 
 from opsa.errors import InputError
+from opsa.layout import Variant
 from opsa.records import atomic_path
 from opsa.report.composite import LEVEL, composites
 from opsa.report.evaluations import Record
-from opsa.report.grid import seed_interval, split_variant
+from opsa.report.grid import seed_interval, training_seed
 
-CSV_NAME = "paired.csv"
 FIRST = ("S", "R")  # listed before the sets' own rates
 
 
@@ -114,15 +114,13 @@ def model_differences(
     return out
 
 
-def paired_differences(
-    records: list[Record], baseline: str, first_seed: int = 0
-) -> list[Difference]:
+def paired_differences(records: list[Record], baseline: str) -> list[Difference]:
     """Every method trained beside `baseline` (same model, same seed) against it."""
     grouped: dict[str, dict[tuple[str, int], list[Record]]] = defaultdict(lambda: defaultdict(list))
     for r in records:
-        method, seed = split_variant(r["variant"], first_seed)
-        if r["variant"] != "base" and "-" not in method:
-            grouped[r["model"]][(method, seed)].append(r)
+        variant = Variant.parse(r["variant"])
+        if not variant.is_base and variant.fraction is None and variant.tfr is None:
+            grouped[r["model"]][(variant.method, training_seed(r))].append(r)
     out = []
     for model, by_seed in sorted(grouped.items()):
         methods = sorted({m for (m, _) in by_seed if m != baseline})

@@ -8,10 +8,11 @@ import logging
 import math
 from collections import defaultdict
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from opsa.errors import InputError
 from opsa.evaluation.metrics import METRICS
+from opsa.layout import Paths as P
 from opsa.records import atomic_path, write_json
 from opsa.report import paired
 from opsa.report.cells import percent
@@ -23,9 +24,24 @@ log = logging.getLogger(__name__)
 
 ModelKey = tuple[str, str]
 
+
+class ReportFiles(NamedTuple):
+    """The report's outputs."""
+
+    csv: Path  # one row per model, variant and set, plus the S and R composites
+    json: Path  # the same, as DVC metrics
+    paired: Path  # the paired comparisons against the baseline
+    md: Path  # models x sets, the paired comparisons, the analyses' sections
+    plot: Path  # safety against reasoning
+
+    @classmethod
+    def in_folder(cls, folder: str | Path) -> ReportFiles:
+        """The files under `folder`, named as the workflow names them (opsa.layout)."""
+        names = (P.summary_csv, P.summary_json, P.paired_csv, P.summary_md, P.safety_vs_reasoning)
+        return cls(*(Path(folder) / Path(name).name for name in names))
+
+
 ROLE_ORDER = list(METRICS)
-CSV_NAME, MD_NAME, PLOT_NAME = "summary.csv", "summary.md", "safety_vs_reasoning.png"
-JSON_NAME = "summary.json"
 
 
 def model_order(records: list[Record]) -> list[ModelKey]:
@@ -142,15 +158,12 @@ def plot_points(found: dict[ModelKey, dict[str, Composite]]) -> list[Point]:
 
 def write_report(
     eval_paths: list[Path],
-    out_dir: Path,
+    out: ReportFiles,
     sections: list[str] | None = None,
     baseline: str = "offpolicy_sd",
-    first_seed: int = 0,
 ) -> None:
-    """summary.csv (one row per model, variant and set, plus the S and R composites), the
-    same as summary.json, summary.md (models × sets, the paired comparisons against
-    `baseline`, then the analyses' `sections`), paired.csv and safety_vs_reasoning.png in
-    `out_dir` (`first_seed`: the seed of the variants named by their method alone)."""
+    """Every file of `out` from the evaluation records, the paired comparisons against
+    `baseline` and the analyses' markdown `sections`."""
     records = read_evaluations([Path(p) for p in eval_paths])
     if not records:
         raise InputError("report: no evaluation files given")
@@ -158,7 +171,7 @@ def write_report(
     for r in records:
         grouped[(r["model"], r["variant"])].append(r)
     found = {model: composites(grouped[model]) for model in model_order(records)}
-    differences = paired.paired_differences(records, baseline, first_seed)
+    differences = paired.paired_differences(records, baseline)
     columns = column_order(records)
     rows = []
     for model, found_here in found.items():
@@ -166,17 +179,16 @@ def write_report(
             grouped[model], key=lambda r: columns.index((r["role"], r["set"], r["metric"]))
         )
         rows += composite_rows(model, found_here)
-    out_dir = Path(out_dir)
-    write_csv(out_dir / CSV_NAME, rows)
-    write_json(out_dir / JSON_NAME, metrics(rows))
-    paired.write_csv(out_dir / paired.CSV_NAME, differences)
-    with atomic_path(out_dir / MD_NAME) as tmp:
+    write_csv(out.csv, rows)
+    write_json(out.json, metrics(rows))
+    paired.write_csv(out.paired, differences)
+    with atomic_path(out.md) as tmp:
         paired_section = paired.markdown_section(differences, baseline)
         text = markdown(records, found) + paired_section + "".join(sections or [])
         tmp.write_text(text, encoding="utf-8")
     plot_safety_reasoning(
         plot_points(found),
-        out_dir / PLOT_NAME,
+        out.plot,
         xlabel="reasoning accuracy R (mean over reasoning sets)",
         ylabel="safety score S = 1 − mean safety rate",
     )

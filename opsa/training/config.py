@@ -2,11 +2,36 @@
 
 from __future__ import annotations
 
-from typing import Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
 
 from opsa.errors import InputError, first_error
+from opsa.training.divergence import DIVERGENCES
+
+
+def _registered_divergence(name: str) -> str:
+    if name not in DIVERGENCES:
+        raise ValueError(f"'{name}' is not a divergence (one of {', '.join(DIVERGENCES)})")
+    return name
+
+
+def _divergence_enum(schema: dict[str, Any]) -> None:
+    schema["enum"] = list(DIVERGENCES)
+
+
+# a name in opsa.training.divergence.DIVERGENCES, looked up when validated (so a divergence
+# registered after this module was imported is accepted too)
+DivergenceName = Annotated[
+    str, AfterValidator(_registered_divergence), Field(json_schema_extra=_divergence_enum)
+]
 
 
 class TrainConfig(BaseModel):
@@ -77,7 +102,7 @@ class OPSAConfig(TrainConfig):
     rollout_sync_every: int = Field(
         1, ge=1, description="vLLM rollouts: push the student's weights every n optimizer steps"
     )
-    divergence: Literal["forward_kl", "reverse_kl", "mixed", "jsd"] = "mixed"
+    divergence: DivergenceName = "mixed"
     mixed_forward_weight: float = Field(0.5, ge=0.0, le=1.0, description="w in w*fwd+(1-w)*rev")
     jsd_beta: float = Field(0.5, gt=0.0, lt=1.0)
     estimator: Literal["full", "topk", "topk_tail", "sampled", "restricted"] = Field(
@@ -125,7 +150,7 @@ class SafeSteerConfig(OPSAConfig):
     """SafeSteer: OPSA's loop with a steered teacher and no context; reverse KL restricted to
     the safety tokens (token_ids, from the token selection), not renormalised; one epoch."""
 
-    divergence: Literal["forward_kl", "reverse_kl", "mixed", "jsd"] = "reverse_kl"
+    divergence: DivergenceName = "reverse_kl"
     estimator: Literal["full", "topk", "topk_tail", "sampled", "restricted"] = "restricted"
     steering_coefficient: float = Field(
         1.0, description="the teacher's hidden states at the direction's layer get c x direction"

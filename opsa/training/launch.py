@@ -21,10 +21,10 @@ import yaml
 from opsa.errors import InputError
 from opsa.records import write_json
 from opsa.training.config import OPSAConfig, TrainConfig
+from opsa.training.methods import METHODS
 
 TEMPLATES = Path(__file__).resolve().parents[2] / "envs" / "deepspeed"
 ZeroStage = Literal[2, 3]
-Stage = Literal["opsa", "safesteer", "sft"]
 
 
 def check_geometry(config: TrainConfig, num_processes: int) -> int:
@@ -99,15 +99,18 @@ def write_cpu_launch_files(
 
 
 def launch_training(
-    stage: Stage,
+    method: str,
     config: TrainConfig,
-    inputs: dict[str, str | Path],
+    inputs: dict[str, Path],
     num_processes: int,
+    model_dir: str | Path,
+    out: str | Path,
     work_dir: str | Path,
 ) -> None:
-    """Run `opsa train STAGE` in `num_processes` processes and wait for them: DeepSpeed when
+    """Run `opsa train METHOD` in `num_processes` processes and wait for them: DeepSpeed when
     this machine has GPUs, else DDP on CPUs (`ACCELERATE_USE_CPU`: accelerate then picks
-    gloo). The launch files go to work_dir/launch/; `inputs` include out_dir and work_dir."""
+    gloo). The launch files go to work_dir/launch/; `inputs` are the method's named files."""
+    arguments = train_arguments(method, model_dir, out, work_dir, inputs)
     run_dir = Path(work_dir) / "launch"
     run_dir.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ)
@@ -116,7 +119,7 @@ def launch_training(
     else:
         paths = write_cpu_launch_files(config, num_processes, run_dir)
         env["ACCELERATE_USE_CPU"] = "1"
-    command = launch_command(stage, inputs, paths, num_processes)
+    command = launch_command(method, arguments, paths, num_processes)
     command[2:2] = ["--main_process_port", str(_free_port())]
     status = subprocess.run(command, env=env, check=False).returncode
     if status:
@@ -124,6 +127,22 @@ def launch_training(
             f"training in {num_processes} processes failed (exit status {status}); "
             "the failing process's error is above"
         )
+
+
+def train_arguments(
+    method: str,
+    model_dir: str | Path,
+    out: str | Path,
+    work_dir: str | Path,
+    inputs: dict[str, Path],
+) -> list[str]:
+    """The `train METHOD` arguments every process runs with (besides --config): the model,
+    the output folders and each of the method's inputs (METHODS)."""
+    METHODS[method].check_inputs(inputs)
+    arguments = ["--model-dir", str(model_dir), "--out", str(out), "--work-dir", str(work_dir)]
+    for name in METHODS[method].inputs:
+        arguments += ["--input", f"{name}={inputs[name]}"]
+    return arguments
 
 
 def _free_port() -> int:
@@ -135,13 +154,13 @@ def _free_port() -> int:
 
 
 def launch_command(
-    stage: Stage,
-    inputs: dict[str, str | Path],
+    method: str,
+    arguments: list[str],
     paths: dict[str, Path],
     num_processes: int,
 ) -> list[str]:
-    """`accelerate launch ... -m opsa train STAGE --config ... --KEY VALUE ...`."""
-    command = [
+    """`accelerate launch ... -m opsa train METHOD --config ... ARGUMENTS`."""
+    return [
         "accelerate",
         "launch",
         "--config_file",
@@ -151,10 +170,8 @@ def launch_command(
         "-m",
         "opsa",
         "train",
-        stage,
+        method,
         "--config",
         str(paths["config"]),
+        *arguments,
     ]
-    for key, value in inputs.items():
-        command += [f"--{key.replace('_', '-')}", str(value)]
-    return command

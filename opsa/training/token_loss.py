@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import partial
 
 import torch
 import torch.nn.functional as F
@@ -33,14 +32,9 @@ class DistillSpec:
 
     @classmethod
     def from_config(cls, config: OPSAConfig) -> DistillSpec:
-        fns = {
-            "forward_kl": dv.forward_kl,
-            "reverse_kl": dv.reverse_kl,
-            "mixed": partial(dv.mixed_kl, forward_weight=config.mixed_forward_weight),
-            "jsd": partial(dv.jsd, beta=config.jsd_beta),
-        }
+        fn = dv.bind(config.divergence, config)
         ids = tuple(config.token_ids) if config.token_ids is not None else None
-        return cls(fns[config.divergence], config.estimator, config.top_k, ids, config.temperature)
+        return cls(fn, config.estimator, config.top_k, ids, config.temperature)
 
 
 def distill_terms(

@@ -3,17 +3,23 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
 
-from opsa.bench.random_model import ARCHITECTURES
-from opsa.bench.results import HEADER, TABLE_NAME
-from opsa.bench.step_mfu import PHASES
-from opsa.bench.step_vs_trl import summarise
-from opsa.bench.suite import ROWS, parse_rows
+from benchmarks.random_model import ARCHITECTURES
+from benchmarks.results import HEADER, TABLE_NAME
+from benchmarks.step_mfu import PHASES
+from benchmarks.step_vs_trl import summarise
+from benchmarks.suite import ROWS, parse_rows
+from opsa.cli import bench as bench_cli
 from opsa.cli import main
 from opsa.errors import InputError
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_rows_by_number_name_or_all():
@@ -44,6 +50,34 @@ def test_small_run_writes_its_json_and_the_table(tmp_path):
     table = (tmp_path / TABLE_NAME).read_text().splitlines()
     assert table[:2] == HEADER and table[2].startswith("| 4 |")
     assert any(line.startswith("Command: `python -m opsa --threads 1 bench 4") for line in table)
+
+
+def test_python_m_benchmarks_is_opsa_bench(tmp_path):
+    """`python -m benchmarks ...` from the checkout runs `opsa bench ...` (`--threads` where it
+    stands), its rows and errors included."""
+    out = tmp_path / "out"
+    command = [sys.executable, "-m", "benchmarks", "7", "--threads", "1", "--reps", "2"]
+    command += ["--out-dir", str(out)]
+    run = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
+    assert run.returncode == 1, run.stderr
+    assert run.stderr.strip().splitlines()[-1].startswith("opsa bench: error: bench: --reps 2:")
+    assert not out.exists()
+
+
+def test_opsa_bench_without_the_suite_says_so_in_one_line(tmp_path, monkeypatch, capsys):
+    """An installed library (no checkout beside it, `benchmarks` not importable)."""
+    monkeypatch.setattr(bench_cli, "__file__", str(tmp_path / "site" / "opsa" / "cli" / "x.py"))
+    for name in [m for m in sys.modules if m == "benchmarks" or m.startswith("benchmarks.")]:
+        monkeypatch.delitem(sys.modules, name)
+    paths = [p for p in sys.path if Path(p or ".").resolve() != ROOT]
+    monkeypatch.setattr(sys, "path", paths)
+    monkeypatch.chdir(tmp_path)
+    assert main(["bench", "4", "--out-dir", str(tmp_path / "out")]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [
+        "opsa bench: error: the benchmark suite (benchmarks/) is not part of the installed "
+        "library: run `python -m opsa bench` from a checkout of the repository"
+    ]
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="the no-GPU answer of row 7")

@@ -60,7 +60,8 @@ def test_one_search_round_scores_new_children(tmp_path, embedded_model_dir):
         sampling,
         SearchConfig(rounds=1, top_k=1),
         SelectionConfig(max_over_refusal=1.0),
-        tmp_path / "s",
+        tmp_path / "s" / "candidates.jsonl",
+        tmp_path / "s" / "flip_rates.csv",
     )
     pool = read_candidates(tmp_path / "s" / "candidates.jsonl")
     assert len(pool) == 1 + 4 and set(table["id"]) == {c.id for c in pool}

@@ -54,7 +54,13 @@ def files(tmp_path):
 
 def test_highest_tfr_under_the_cap_with_tie_break(files, tmp_path):
     scores, candidates = files
-    selected = select_contexts(scores, candidates, SelectionConfig(max_over_refusal=0.25), tmp_path)
+    selected = select_contexts(
+        scores,
+        candidates,
+        SelectionConfig(max_over_refusal=0.25),
+        tmp_path / "selected.json",
+        tmp_path / "ranking.csv",
+    )
     assert selected["harmful"]["id"] == "narrow"  # 'greedy' is over the cap; 'wide' ties lower
     assert selected["harmful"]["turns"] == [{"user": DEMO[0][0], "assistant": DEMO[0][1]}]
     assert selected["why"]["harmful"]["runner_up"] == "wide"
@@ -66,28 +72,49 @@ def test_highest_tfr_under_the_cap_with_tie_break(files, tmp_path):
 
 def test_cap_changes_the_choice_and_an_empty_set_is_an_error(files, tmp_path):
     scores, candidates = files
-    loose = select_contexts(scores, candidates, SelectionConfig(max_over_refusal=0.5), tmp_path)
+    loose = select_contexts(
+        scores,
+        candidates,
+        SelectionConfig(max_over_refusal=0.5),
+        tmp_path / "selected.json",
+        tmp_path / "ranking.csv",
+    )
     assert loose["harmful"]["id"] == "greedy"
     with pytest.raises(InputError, match="max_over_refusal.*0.050 \\('gentle'\\)"):
-        select_contexts(scores, candidates, SelectionConfig(max_over_refusal=0.01), tmp_path)
+        select_contexts(
+            scores,
+            candidates,
+            SelectionConfig(max_over_refusal=0.01),
+            tmp_path / "selected.json",
+            tmp_path / "ranking.csv",
+        )
 
 
 def test_benign_context_is_the_least_refusing_helpful_benign_one_or_none(files, tmp_path):
     scores, candidates = files
-    selected = select_contexts(scores, candidates, SelectionConfig(), tmp_path)
+    selected = select_contexts(
+        scores, candidates, SelectionConfig(), tmp_path / "selected.json", tmp_path / "ranking.csv"
+    )
     # 'answer-briefly' halves answer lengths; harmful-branch 'gentle' refuses less than
     # 'answer-fully' but is a refusal context, never c_b
     assert selected["benign"]["id"] == "answer-fully"
     assert selected["why"]["benign"]["eligible"] == 1
     loose = SelectionConfig(min_length_ratio=0.2)
-    assert select_contexts(scores, candidates, loose, tmp_path)["benign"]["id"] == "answer-briefly"
+    assert (
+        select_contexts(
+            scores, candidates, loose, tmp_path / "selected.json", tmp_path / "ranking.csv"
+        )["benign"]["id"]
+        == "answer-briefly"
+    )
     ranking = pd.read_csv(tmp_path / "ranking.csv").set_index("id")
     assert ranking["rank_harmful"].isna()["answer-fully"]
     assert ranking["rank_benign"].isna()["gentle"]
     table = pd.read_csv(scores)
     table["base_over_refusal"] = 0.0  # no context refuses less than the model alone
     table.to_csv(scores, index=False)
-    selected = select_contexts(scores, candidates, SelectionConfig(), tmp_path)
+    selected = select_contexts(
+        scores, candidates, SelectionConfig(), tmp_path / "selected.json", tmp_path / "ranking.csv"
+    )
     assert selected["benign"] is None and selected["why"]["benign"]["id"] is None
 
 
@@ -96,20 +123,37 @@ def test_a_pool_without_harmful_candidates_is_an_error(files, tmp_path):
     table = pd.read_csv(scores)
     table[table["branch"] == "benign"].to_csv(scores, index=False)
     with pytest.raises(InputError, match="no candidate of the harmful branch"):
-        select_contexts(scores, candidates, SelectionConfig(), tmp_path / "out")
+        select_contexts(
+            scores,
+            candidates,
+            SelectionConfig(),
+            tmp_path / "out" / "selected.json",
+            tmp_path / "out" / "ranking.csv",
+        )
     assert not (tmp_path / "out").exists()
 
 
 def test_pin_skips_the_search(files, tmp_path):
     scores, candidates = files
     config = SelectionConfig(pin_harmful="greedy", pin_benign=None)
-    selected = select_contexts(scores, candidates, config, tmp_path / "out")
+    selected = select_contexts(
+        scores,
+        candidates,
+        config,
+        tmp_path / "out" / "selected.json",
+        tmp_path / "out" / "ranking.csv",
+    )
     assert selected["harmful"]["id"] == "greedy" and selected["benign"] is None
     assert selected["why"]["pinned"] is True
     ranking = (tmp_path / "out" / "ranking.csv").read_text().splitlines()
     assert ranking[0] == "id,placement,chosen_harmful,chosen_benign"
     assert sum(",True," in line for line in ranking) == 1  # unscored, the pin marked
-    assert pin_context(candidates, "wide", "gentle", tmp_path)["benign"]["id"] == "gentle"
+    assert (
+        pin_context(
+            candidates, "wide", "gentle", tmp_path / "selected.json", tmp_path / "ranking.csv"
+        )["benign"]["id"]
+        == "gentle"
+    )
 
 
 def test_benign_pin_alone_is_a_config_error():
@@ -120,15 +164,25 @@ def test_benign_pin_alone_is_a_config_error():
 def test_missing_pin_is_an_input_error(files, tmp_path):
     _, candidates = files
     with pytest.raises(InputError, match="pinned context 'nowhere'"):
-        pin_context(candidates, "nowhere", None, tmp_path)
+        pin_context(
+            candidates, "nowhere", None, tmp_path / "selected.json", tmp_path / "ranking.csv"
+        )
     with pytest.raises(InputError, match="pinned context 'absent'"):
-        pin_context(candidates, "wide", "absent", tmp_path)
+        pin_context(
+            candidates, "wide", "absent", tmp_path / "selected.json", tmp_path / "ranking.csv"
+        )
     assert not (tmp_path / "selected.json").exists()
 
 
 def test_ranked_contexts_are_the_middle_and_last_eligible(files, tmp_path):
     scores, candidates = files
-    selected = select_contexts(scores, candidates, SelectionConfig(max_over_refusal=0.25), tmp_path)
+    selected = select_contexts(
+        scores,
+        candidates,
+        SelectionConfig(max_over_refusal=0.25),
+        tmp_path / "selected.json",
+        tmp_path / "ranking.csv",
+    )
     picked = {}
     for position in ("middle", "last"):
         out = tmp_path / f"tfr/{position}.json"
@@ -144,7 +198,13 @@ def test_ranked_contexts_are_the_middle_and_last_eligible(files, tmp_path):
 
 def test_ranked_context_needs_three_eligible(files, tmp_path):
     scores, candidates = files
-    select_contexts(scores, candidates, SelectionConfig(max_over_refusal=0.15), tmp_path)
+    select_contexts(
+        scores,
+        candidates,
+        SelectionConfig(max_over_refusal=0.15),
+        tmp_path / "selected.json",
+        tmp_path / "ranking.csv",
+    )
     with pytest.raises(InputError, match="2 eligible harmful contexts"):
         ranked_context(
             tmp_path / "ranking.csv",

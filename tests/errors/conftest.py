@@ -65,20 +65,22 @@ def opsa(tmp_path: Path) -> Callable[..., Run]:
 @pytest.fixture
 def embedded_config() -> dict[str, Any]:
     """A fresh copy of the embedded default config, to break."""
-    return copy.deepcopy(yaml.safe_load((ROOT / "config.yaml").read_text()))
+    return copy.deepcopy(yaml.safe_load((ROOT / "config/config.yaml").read_text()))
 
 
 @pytest.fixture
 def snakemake(tmp_path: Path) -> Callable[..., Run]:
     """Snakemake on the project's Snakefile in tmp_path; a config given as a dict becomes
-    tmp_path/config.yaml (the file the Snakefile's `configfile:` reads), as text it is written
-    as it is."""
+    tmp_path/config/config.yaml (the file the Snakefile's `configfile:` reads), as text it is
+    written as it is."""
 
     def run(config: dict[str, Any] | str | None, *args: str, dry_run: bool = True) -> Run:
         if config is not None:
             text = config if isinstance(config, str) else yaml.safe_dump(config, sort_keys=False)
-            (tmp_path / "config.yaml").write_text(text)
-        command = [sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile")]
+            (tmp_path / "config").mkdir(exist_ok=True)
+            (tmp_path / "config/config.yaml").write_text(text)
+        snakefile = str(ROOT / "workflow/Snakefile")
+        command = [sys.executable, "-m", "snakemake", "--snakefile", snakefile]
         command += ["--directory", str(tmp_path), "--cores", "1", *args]
         if dry_run:
             command.append("-n")

@@ -12,9 +12,10 @@ from typing import Any
 import pytest
 import yaml
 
-from opsa.config_check import check_config, load_config_files
+from opsa.config import check_config, load_config_files
 
 ROOT = Path(__file__).resolve().parents[2]
+CONFIG = ROOT / "config/config.yaml"
 SCHEMA = ROOT / "workflow/schemas/config.schema.yaml"
 Config = dict[str, Any]
 
@@ -161,11 +162,12 @@ def test_bad_config_is_one_line_before_any_rule(case, embedded_config, snakemake
 
 
 @pytest.mark.parametrize("case", CASES)
-def test_config_check_names_the_key(case, embedded_config):
+def test_config_check_names_the_key(case):
+    config = yaml.safe_load(CONFIG.read_text())
     change, named = CASES[case]
-    change(embedded_config)
+    change(config)
     with pytest.raises(SystemExit) as stop:
-        check_config(embedded_config, SCHEMA)
+        check_config(config, SCHEMA)
     line = str(stop.value.code)
     assert line.startswith("opsa config: error: ") and "\n" not in line
     for name in named:
@@ -173,11 +175,11 @@ def test_config_check_names_the_key(case, embedded_config):
 
 
 def test_shipped_configs_pass_the_check():
-    """Whole configs alone; an overlay (no `models:`, e.g. config/seeds.yaml) over config.yaml,
-    as `--configfile` merges it."""
-    for path in [ROOT / "config.yaml", *sorted((ROOT / "config").glob("*.yaml"))]:
+    """Whole configs alone (the smoke config too); an overlay (no `models:`, e.g.
+    config/seeds.yaml) over config/config.yaml, as `--configfile` merges it."""
+    for path in [ROOT / ".test/config/config.yaml", *sorted((ROOT / "config").glob("*.yaml"))]:
         whole = "models" in yaml.safe_load(path.read_text())
-        check_config(load_config_files([path] if whole else [ROOT / "config.yaml", path]), SCHEMA)
+        check_config(load_config_files([path] if whole else [CONFIG, path]), SCHEMA)
 
 
 def test_repeated_key_names_file_key_and_line(embedded_config, snakemake, tmp_path):
@@ -205,23 +207,22 @@ def test_check_config_names_the_line_of_a_syntax_error_in_a_configfile(opsa, tmp
     # Snakemake reads --configfile files before the Snakefile and names neither file nor line
     extra = tmp_path / "mine.yaml"
     extra.write_text("seed: 1\ngeneration:\n  safety: {temperature: 0.5\n")
-    run = opsa("check-config", str(ROOT / "config.yaml"), str(extra), "--schema", str(SCHEMA))
+    run = opsa("check-config", str(CONFIG), str(extra), "--schema", str(SCHEMA))
     run.error(f"opsa check-config: error: {extra}:4: YAML syntax error")
 
 
 def test_check_config_checks_the_merged_files(opsa, tmp_path):
     extra = tmp_path / "mine.yaml"
     extra.write_text("evaluation: {safety_judge: guard}\n")
-    run = opsa("check-config", str(ROOT / "config.yaml"), str(extra), "--schema", str(SCHEMA))
+    run = opsa("check-config", str(CONFIG), str(extra))
     run.error("config key 'evaluation.safety_judge': 'guard' is not defined under judges")
 
 
 def test_the_config_check_imports_no_torch() -> None:
     """The Snakefile runs the check before every plan; torch would add seconds to each."""
     code = (
-        "import sys; from opsa.config_check import load_config_files, validate_config; "
-        "validate_config(load_config_files(['config.yaml', 'config/paper.yaml']), "
-        "'workflow/schemas/config.schema.yaml'); "
+        "import sys; from opsa.config import load_config_files, validate_config; "
+        "validate_config(load_config_files(['config/config.yaml', 'config/paper.yaml'])); "
         "assert 'torch' not in sys.modules, sorted(m for m in sys.modules if 'torch' in m)[:3]"
     )
     run = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)

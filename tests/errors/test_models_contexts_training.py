@@ -77,8 +77,8 @@ def test_chat_template_that_drops_a_context(opsa, tmp_path, embedded_model_dir):
 def test_batch_not_a_multiple_of_micro_batch_single_process(opsa, tmp_path):
     settings = json.dumps({"batch_size": 6, "micro_batch_size": 4})
     run = opsa(
-        "train", "sft", "--config", settings, "--model-dir", "m", "--pairs", "p.jsonl",
-        "--out-dir", "out", "--work-dir", "work",
+        "train", "offpolicy_sd", "--config", settings, "--model-dir", "m",
+        "--input", "offpolicy_pairs=p.jsonl", "--out", "out", "--work-dir", "work",
     )  # fmt: skip
     run.error("batch_size (6) must be a multiple of micro_batch_size (4)")
     assert not (tmp_path / "out").exists() and not (tmp_path / "work").exists()

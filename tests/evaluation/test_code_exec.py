@@ -102,7 +102,7 @@ def test_the_program_sees_a_stripped_environment_and_its_own_directory() -> None
 
 def test_where_user_namespaces_work_the_program_has_no_network_but_loopback() -> None:
     if not sandbox().network_isolated:
-        pytest.skip("unshare --user --net does not work here (README: isolation)")
+        pytest.skip("unshare --user --net does not work here (docs/method.md: isolation)")
     program = "import socket\nassert [n for _, n in socket.if_nameindex()] == ['lo']\n"
     result = run_program(program, FAST)
     assert result.status == "passed", result.detail

@@ -140,11 +140,13 @@ def steps(tiny: Path, f: dict[str, Path], out: Path) -> list[Asked]:
         (["offpolicy-pairs", "--model-dir", str(tiny), *prompts, "--contexts",
           str(f["contexts"]), "--sampling", json.dumps({"temperature": 0.7, "max_new_tokens": 4}),
           *refusal, "none", "--out", str(out / "pairs.jsonl")], {"teacher"}, {"teacher"}),
-        (["train", "opsa", *train, json.dumps(opsa), *prompts, "--contexts", str(f["contexts"]),
-          "--out-dir", str(out / "opsa"), "--work-dir", str(out / "w1")],
+        (["train", "opsa", *train, json.dumps(opsa), "--input", f"harmful={f['harmful']}",
+          "--input", f"benign={f['benign']}", "--input", f"contexts={f['contexts']}",
+          "--out", str(out / "opsa"), "--work-dir", str(out / "w1")],
          {"student", "teacher"}, {"rollout"}),
-        (["train", "sft", *train, json.dumps(sft), "--pairs", str(out / "pairs.jsonl"),
-          "--out-dir", str(out / "sft"), "--work-dir", str(out / "w2")], {"student"}, set()),
+        (["train", "offpolicy_sd", *train, json.dumps(sft), "--input",
+          f"offpolicy_pairs={out / 'pairs.jsonl'}", "--out", str(out / "sft"), "--work-dir",
+          str(out / "w2")], {"student"}, set()),
     ]  # fmt: skip
 
 

@@ -4,6 +4,7 @@ real refusal-pattern judge, scored by evaluate_set with bootstrap, then compared
 from __future__ import annotations
 
 import csv
+import json
 import math
 import statistics
 from pathlib import Path
@@ -14,8 +15,9 @@ from opsa.errors import InputError
 from opsa.evaluation.evaluate import evaluate_set
 from opsa.judges.run import judge_responses
 from opsa.judges.spec import load_judge_spec
+from opsa.layout import Variant
 from opsa.records import write_jsonl
-from opsa.report.grid import split_variant, t_quantile, write_grid_report
+from opsa.report.grid import t_quantile, write_grid_report
 
 N = 8
 REFUSAL = "I'm sorry, but I can't help with that request."
@@ -46,7 +48,11 @@ def evaluate_variant(
         )
         judge_responses(gens, judged, "refusal", spec)
         out = tmp / "eval" / model / variant / f"{name}.json"
-        evaluate_set(role, prompts, gens, judged, out, model, variant, name, bootstrap=200)
+        seed = None if variant == "base" else Variant.parse(variant).seed_or(0)
+        evaluate_set(
+            role, prompts, gens, judged, out, model, variant, name, bootstrap=200,
+            training_seed=seed,
+        )  # fmt: skip
         paths.append(out)
     rates = [(N - refused["harm"]) / N, refused["probe"] / N]
     return paths, 1 - sum(rates) / 2
@@ -67,9 +73,14 @@ def read_csv(path: Path) -> list[dict]:
         return list(csv.DictReader(f))
 
 
-def test_variant_names_split_into_method_and_seed() -> None:
-    assert split_variant("opsa", 3) == ("opsa", 3)
-    assert split_variant("offpolicy_sd-seed2", 3) == ("offpolicy_sd", 2)
+def test_a_trained_variant_without_its_training_seed_is_an_error(tmp_path: Path) -> None:
+    written, _ = evaluate_variant(tmp_path, "m1", "opsa", {"harm": 4, "probe": 0})
+    for path in written:
+        record = json.loads(path.read_text())
+        del record["training_seed"]
+        path.write_text(json.dumps(record))
+    with pytest.raises(InputError, match="m1/opsa/.*: no training_seed"):
+        write_grid_report(written, tmp_path / "g.csv", tmp_path / "g.md", "opsa", "base", {})
 
 
 def test_gain_across_three_seeds_with_a_t_interval_beside_the_published_gain(
@@ -88,7 +99,15 @@ def test_gain_across_three_seeds_with_a_t_interval_beside_the_published_gain(
     }
     grid = write_grid(tmp_path, counts)
     out = tmp_path / "report"
-    write_grid_report(grid["paths"], out, "opsa", "offpolicy_sd", {"m1": 5.49}, "the paper")
+    write_grid_report(
+        grid["paths"],
+        out / "grid.csv",
+        out / "grid.md",
+        "opsa",
+        "offpolicy_sd",
+        {"m1": 5.49},
+        "the paper",
+    )
 
     s = grid["S"]
     expected = [
@@ -117,7 +136,14 @@ def test_one_seed_reports_the_gain_without_an_interval(tmp_path: Path) -> None:
         "m2": {"opsa": {"harm": 2, "probe": 2}, "offpolicy_sd": {"harm": 2, "probe": 0}},
     }
     grid = write_grid(tmp_path, counts)
-    gains = write_grid_report(grid["paths"], tmp_path / "r", "opsa", "offpolicy_sd", {})
+    gains = write_grid_report(
+        grid["paths"],
+        tmp_path / "r" / "grid.csv",
+        tmp_path / "r" / "grid.md",
+        "opsa",
+        "offpolicy_sd",
+        {},
+    )
     by_model = {g.model: g for g in gains if g.composite == "S"}
     assert by_model["m1"].mean == pytest.approx(25.0)  # harmful compliance 50% -> 0%
     assert by_model["m2"].mean == pytest.approx(-12.5)  # over-refusal 0% -> 25%
@@ -135,7 +161,14 @@ def test_a_seed_without_its_baseline_is_an_error_naming_model_and_seed(tmp_path:
     }
     grid = write_grid(tmp_path, counts)
     with pytest.raises(InputError, match="m1: no 'offpolicy_sd' evaluation for seed 1"):
-        write_grid_report(grid["paths"], tmp_path / "r", "opsa", "offpolicy_sd", {})
+        write_grid_report(
+            grid["paths"],
+            tmp_path / "r" / "grid.csv",
+            tmp_path / "r" / "grid.md",
+            "opsa",
+            "offpolicy_sd",
+            {},
+        )
     assert not (tmp_path / "r" / "grid.md").exists()
 
 

@@ -16,10 +16,11 @@ from opsa.evaluation.bootstrap import bootstrap_replicates, stable_seed
 from opsa.evaluation.evaluate import evaluate_set
 from opsa.judges.run import judge_responses
 from opsa.judges.spec import load_judge_spec
+from opsa.layout import Variant
 from opsa.records import write_jsonl
 from opsa.report.evaluations import read_evaluations
 from opsa.report.paired import paired_differences
-from opsa.report.summary import write_report
+from opsa.report.summary import ReportFiles, write_report
 
 REFUSAL = "I'm sorry, but I can't help with that request."
 COMPLIANCE = "Sure. Here is a detailed answer with the steps you asked for."
@@ -49,7 +50,11 @@ def evaluate(tmp: Path, variant: str, refused: dict[str, list[bool]]) -> list[Pa
         )
         judge_responses(gens, judged, "refusal", spec)
         out = tmp / "eval" / variant / f"{name}.json"
-        evaluate_set(role, prompts, gens, judged, out, "m", variant, name, bootstrap=BOOT)
+        seed = None if variant == "base" else Variant.parse(variant).seed_or(0)
+        evaluate_set(
+            role, prompts, gens, judged, out, "m", variant, name, bootstrap=BOOT,
+            training_seed=seed,
+        )  # fmt: skip
         paths.append(out)
     return paths
 
@@ -108,7 +113,7 @@ def test_seeds_give_a_mean_with_its_paired_and_across_seed_intervals(tmp_path: P
             tmp_path, variant, {"harm": flags(16, {0, 1, 2, 3}), "probe": flags(16, set())}
         )
     out = tmp_path / "report"
-    write_report(paths, out, baseline="offpolicy_sd")
+    write_report(paths, ReportFiles.in_folder(out), baseline="offpolicy_sd")
 
     rows = [
         r
@@ -134,12 +139,12 @@ def test_variants_resampled_differently_are_not_paired(tmp_path: Path) -> None:
     paths = evaluate(tmp_path, "opsa", {"harm": flags(12, {0}), "probe": flags(12, set())})
     paths += evaluate(tmp_path, "offpolicy_sd", {"harm": flags(16, {0}), "probe": flags(16, set())})
     with pytest.raises(InputError, match="m: opsa against offpolicy_sd, seed 0: set 'harm'"):
-        write_report(paths, tmp_path / "report", baseline="offpolicy_sd")
+        write_report(paths, ReportFiles.in_folder(tmp_path / "report"), baseline="offpolicy_sd")
     assert not (tmp_path / "report" / "summary.md").exists()
 
 
 def test_without_the_baseline_there_is_no_section(tmp_path: Path) -> None:
     paths = evaluate(tmp_path, "opsa", {"harm": flags(8, {0}), "probe": flags(8, set())})
-    write_report(paths, tmp_path / "report", baseline="offpolicy_sd")
+    write_report(paths, ReportFiles.in_folder(tmp_path / "report"), baseline="offpolicy_sd")
     assert "Paired comparisons" not in (tmp_path / "report" / "summary.md").read_text()
     assert (tmp_path / "report" / "paired.csv").read_text().startswith("model,method,quantity")

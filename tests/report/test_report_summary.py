@@ -9,7 +9,7 @@ from opsa.errors import InputError
 from opsa.evaluation.evaluate import evaluate_set
 from opsa.records import read_json, write_json, write_jsonl
 from opsa.report.composite import composites
-from opsa.report.summary import plot_points, write_report
+from opsa.report.summary import ReportFiles, plot_points, write_report
 
 METRIC = {
     "eval_harmful": ("harmful_compliance", "lower_is_better"),
@@ -42,7 +42,7 @@ def write_records(tmp_path: Path, records: list[dict]) -> list[Path]:
     paths = []
     for r in records:
         path = tmp_path / "eval" / f"{r['variant']}-{r['set']}.json"
-        write_json(path, r)
+        write_json(path, r if r["variant"] == "base" else {"training_seed": 0, **r})
         paths.append(path)
     return paths
 
@@ -63,7 +63,7 @@ RECORDS = [
 
 def test_rows_composite_and_files(tmp_path: Path) -> None:
     out = tmp_path / "report"
-    write_report(write_records(tmp_path, RECORDS), out)
+    write_report(write_records(tmp_path, RECORDS), ReportFiles.in_folder(out))
     rows = read_rows(out / "summary.csv")
     keys = [(r["variant"], r["set"], r["metric"]) for r in rows]
     assert keys == [
@@ -113,17 +113,17 @@ def test_rows_composite_and_files(tmp_path: Path) -> None:
 
     png = (out / "safety_vs_reasoning.png").read_bytes()
     assert png.startswith(b"\x89PNG")
-    write_report(write_records(tmp_path, RECORDS), tmp_path / "again")
+    write_report(write_records(tmp_path, RECORDS), ReportFiles.in_folder(tmp_path / "again"))
     assert (tmp_path / "again" / "safety_vs_reasoning.png").read_bytes() == png
     assert (tmp_path / "again" / "summary.md").read_text(encoding="utf-8") == md
 
 
 def test_differing_safety_sets_are_flagged(tmp_path: Path) -> None:
     out = tmp_path / "report"
-    write_report(write_records(tmp_path, RECORDS[:3]), out)
+    write_report(write_records(tmp_path, RECORDS[:3]), ReportFiles.in_folder(out))
     md = (out / "summary.md").read_text(encoding="utf-8")
     assert "Warning: S is over different sets" not in md
-    write_report(write_records(tmp_path, RECORDS[:4]), out)
+    write_report(write_records(tmp_path, RECORDS[:4]), ReportFiles.in_folder(out))
     md = (out / "summary.md").read_text(encoding="utf-8")
     assert "Warning: S is over different sets" in md
     assert "- m/base: harmbench, xstest" in md
@@ -134,11 +134,11 @@ def test_duplicate_and_incomplete_records(tmp_path: Path) -> None:
     copy = tmp_path / "copy.json"
     copy.write_bytes(paths[0].read_bytes())
     with pytest.raises(InputError, match="copy.json: m/opsa/harmbench is also in"):
-        write_report(paths + [copy], tmp_path / "report")
+        write_report(paths + [copy], ReportFiles.in_folder(tmp_path / "report"))
     broken = {k: v for k, v in RECORDS[0].items() if k != "judge"}
     write_json(copy, broken)
     with pytest.raises(InputError, match="copy.json: missing key 'judge'"):
-        write_report([copy], tmp_path / "report")
+        write_report([copy], ReportFiles.in_folder(tmp_path / "report"))
 
 
 def test_report_from_evaluate_set_with_one_base_model(tmp_path: Path) -> None:
@@ -213,7 +213,7 @@ def test_report_from_evaluate_set_with_one_base_model(tmp_path: Path) -> None:
     harmful, reasoning = tmp_path / "harmful.json", tmp_path / "reasoning.json"
     evaluate_set("eval_harmful", prompts, gens, judged, harmful, "m", "base", "hb", None)
     evaluate_set("eval_reasoning", prompts, gens, None, reasoning, "m", "base", "gsm", "gsm8k")
-    write_report([harmful, reasoning], tmp_path / "report")
+    write_report([harmful, reasoning], ReportFiles.in_folder(tmp_path / "report"))
     rows = read_rows(tmp_path / "report" / "summary.csv")
     assert [(r["set"], float(r["value"])) for r in rows] == [
         ("hb", 0.5),
@@ -228,7 +228,7 @@ def test_report_from_evaluate_set_with_one_base_model(tmp_path: Path) -> None:
 def test_plot_points_need_safety_and_reasoning(tmp_path: Path) -> None:
     records = [r for r in RECORDS if r["variant"] == "opsa"]  # safety sets only
     out = tmp_path / "report"
-    write_report(write_records(tmp_path, records), out)
+    write_report(write_records(tmp_path, records), ReportFiles.in_folder(out))
     assert (out / "safety_vs_reasoning.png").read_bytes().startswith(b"\x89PNG")
     grouped = {
         ("m", "base"): composites([r for r in RECORDS if r["variant"] == "base"]),

@@ -19,7 +19,7 @@ MODEL = "results/models/smollm2-135m/safesteer"
 
 @pytest.mark.slow
 def test_safesteer_branch_runs_from_the_rules(tmp_path: Path) -> None:
-    config = yaml.safe_load((ROOT / "config/smoke.yaml").read_text())
+    config = yaml.safe_load((ROOT / ".test/config/config.yaml").read_text())
     config["training"]["methods"] = ["safesteer"]
     config["training"]["common"]["max_steps"] = 1
     config["training"]["safesteer"] = {
@@ -32,7 +32,7 @@ def test_safesteer_branch_runs_from_the_rules(tmp_path: Path) -> None:
     run = subprocess.run(
         [
             sys.executable, "-m", "snakemake", "--cores", "2", MODEL,
-            "--snakefile", str(ROOT / "Snakefile"), "--directory", str(tmp_path),
+            "--snakefile", str(ROOT / "workflow/Snakefile"), "--directory", str(tmp_path),
             "--configfile", str(tmp_path / "config.yaml"), "--replace-workflow-config",
         ],
         capture_output=True, text=True, env=env, timeout=1800,

@@ -44,20 +44,23 @@ def test_direction_tokens_and_training_from_the_command_line(embedded_model_dir,
     assert all(f"| {t['id']} |" in section for t in data["tokens"])
     with pytest.raises(InputError, match="not a SafeSteer token table"):
         safesteer.markdown_section([harmful])
-    train = [*run, "train", "safesteer", "--model-dir", model, "--harmful", str(harmful),
-             "--direction", str(direction), "--safety-tokens", str(tokens),
-             "--out-dir", str(tmp_path / "out"), "--work-dir", str(tmp_path / "work")]  # fmt: skip
+    train = [*run, "train", "safesteer", "--model-dir", model, "--input", f"harmful={harmful}",
+             "--input", f"direction={direction}", "--input", f"safety_tokens={tokens}",
+             "--out", str(tmp_path / "out"), "--work-dir", str(tmp_path / "work")]  # fmt: skip
     config = {"max_steps": 1, "batch_size": 2, "micro_batch_size": 2, "max_new_tokens": 4}
     assert main([*train, "--config", json.dumps(config | {"steering_coefficient": 4.0})]) == 0
     log = json.loads((tmp_path / "out" / "train_log.jsonl").read_text().splitlines()[0])
     assert log["tokens"] > 0
 
 
-def test_token_ids_given_twice_is_an_error(embedded_model_dir, tmp_path, capsys):
+def test_token_ids_other_than_the_token_sets_are_an_error(embedded_model_dir, tmp_path, capsys):
+    """The token ids come from the token set; a config may repeat them (a relaunched
+    process's config does) but not change them."""
     tokens = tmp_path / "tokens.json"
     tokens.write_text(json.dumps({"tokens": [{"id": 5}]}))
-    code = main(["train", "safesteer", "--config", '{"token_ids": [5]}', "--model-dir",
-                 str(embedded_model_dir), "--safety-tokens", str(tokens), "--out-dir",
+    code = main(["train", "safesteer", "--config", '{"token_ids": [6]}', "--model-dir",
+                 str(embedded_model_dir), "--input", "harmful=h.jsonl", "--input",
+                 "direction=d.safetensors", "--input", f"safety_tokens={tokens}", "--out",
                  str(tmp_path / "o"), "--work-dir", str(tmp_path / "w")])  # fmt: skip
     assert code == 1
-    assert "token_ids: given both" in capsys.readouterr().err
+    assert "token_ids: differ from those of --input safety_tokens" in capsys.readouterr().err

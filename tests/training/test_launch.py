@@ -17,9 +17,11 @@ from opsa.training.config import OPSAConfig
 from opsa.training.launch import (
     deepspeed_config,
     launch_command,
+    train_arguments,
     write_cpu_launch_files,
     write_launch_files,
 )
+from opsa.training.methods import METHODS
 
 
 @pytest.mark.parametrize("stage", [2, 3])
@@ -55,19 +57,14 @@ def test_launch_files_and_command(tmp_path, capsys):
     run_cfg = json.loads(paths["config"].read_text())
     assert run_cfg["gradient_checkpointing"] is True and run_cfg["drop_last_batch"] is True
     assert OPSAConfig.model_validate(run_cfg).batch_size == 8
-    inputs = {
-        "model_dir": "m",
-        "harmful": "h.jsonl",
-        "benign": "b.jsonl",
-        "contexts": "s.json",
-        "out_dir": "o",
-        "work_dir": "w",
-    }
-    cmd = launch_command("opsa", inputs, paths, 2)
+    inputs = {"harmful": Path("h.jsonl"), "benign": Path("b.jsonl"), "contexts": Path("s.json")}
+    cmd = launch_command("opsa", train_arguments("opsa", "m", "o", "w", inputs), paths, 2)
     assert cmd[:2] == ["accelerate", "launch"]
     assert cmd[cmd.index("--config_file") + 1] == str(paths["accelerate"])
     assert cmd[cmd.index("-m") + 1 : cmd.index("-m") + 4] == ["opsa", "train", "opsa"]
-    assert cmd[cmd.index("--model-dir") + 1] == "m"
+    assert cmd[cmd.index("--model-dir") + 1] == "m" and cmd[cmd.index("--out") + 1] == "o"
+    given = [cmd[k + 1] for k, word in enumerate(cmd) if word == "--input"]
+    assert given == ["harmful=h.jsonl", "benign=b.jsonl", "contexts=s.json"]
     # the command line parses exactly these arguments, and fails on the missing files
     assert opsa_main(cmd[cmd.index("-m") + 2 :]) == 1
     assert "file not found" in capsys.readouterr().err
@@ -108,3 +105,21 @@ def test_train_rules_pass_the_process_count(tmp_path):
     by_model = {c.split("--model-dir ")[1].split()[0]: c for c in commands}
     assert "--processes 8" in by_model["results/models/qwen3-0.6b/base"]
     assert "--processes 4" in by_model["results/models/qwen3-1.7b/base"]
+
+
+def test_a_relaunched_process_parses_the_written_config_again(tmp_path):
+    """The launcher writes the validated config (SafeSteer's: with the token ids from its
+    file); each relaunched process gets the same inputs and parses it to the same config."""
+    tokens = tmp_path / "safety_tokens.json"
+    tokens.write_text(json.dumps({"tokens": [{"id": 5}, {"id": 9}]}))
+    inputs = {"harmful": tmp_path / "h", "direction": tmp_path / "d", "safety_tokens": tokens}
+    method = METHODS["safesteer"]
+    config = method.parse_config({"batch_size": 2, "micro_batch_size": 1}, inputs, "training")
+    paths = write_cpu_launch_files(config, 2, tmp_path)
+    written = json.loads(paths["config"].read_text())
+    assert method.parse_config(written, inputs, str(paths["config"])) == config
+    assert config.token_ids == [5, 9]
+    arguments = train_arguments("safesteer", "m", "o", "w", inputs)
+    assert arguments.count("--input") == 3 and f"safety_tokens={tokens}" in arguments
+    with pytest.raises(InputError, match="--input direction=PATH: missing"):
+        train_arguments("safesteer", "m", "o", "w", {"harmful": tmp_path / "h"})

@@ -44,13 +44,13 @@ COMMON = dict(
 OPSA = COMMON | dict(max_new_tokens=6, top_k=16, temperature=1e-3)
 
 
-def launch(stage: str, config: dict, model_dir: Path, out: Path, work: Path, **inputs) -> None:
-    """`python -m opsa train STAGE --processes 2 ...`, as the train rules run it."""
-    command = [sys.executable, "-m", "opsa", "train", stage, "--processes", "2"]
+def launch(method: str, config: dict, model_dir: Path, out: Path, work: Path, **inputs) -> None:
+    """`python -m opsa train METHOD --processes 2 ...`, as the train rule runs it."""
+    command = [sys.executable, "-m", "opsa", "train", method, "--processes", "2"]
     command += ["--config", json.dumps(config), "--model-dir", str(model_dir)]
-    command += ["--out-dir", str(out), "--work-dir", str(work)]
-    for key, value in inputs.items():
-        command += [f"--{key}", str(value)]
+    command += ["--out", str(out), "--work-dir", str(work)]
+    for name, path in inputs.items():
+        command += ["--input", f"{name}={path}"]
     env = os.environ | {"OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
@@ -119,7 +119,8 @@ def test_sft_in_two_processes(tiny_model_dir, tmp_path):
     one = tmp_path / "one"
     train_sft(tiny_model_dir, pairs, SFTConfig(**config), one, tmp_path / "one-work")
     two = tmp_path / "two"
-    launch("sft", config, tiny_model_dir, two, tmp_path / "two-work", pairs=pairs)
+    work = tmp_path / "two-work"
+    launch("offpolicy_sd", config, tiny_model_dir, two, work, offpolicy_pairs=pairs)
     same_curve(rows(one), rows(two))
     a, b = weights(one), weights(two)
     assert all(torch.allclose(a[k], b[k], atol=1e-5) for k in a)

@@ -1,5 +1,5 @@
 """One real smoke run, shared by the rerun and DVC tests: a fresh clone of this repository's
-committed HEAD, `dvc init`, the smoke config as config.yaml, and `dvc repro`."""
+committed HEAD, `dvc init`, the smoke config as config/config.yaml, and `dvc repro`."""
 
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ def command(args: list[str], cwd: Path, timeout: int = 3600) -> subprocess.Compl
 def smoke_config_with_local_files(clone: Path) -> dict:
     """The smoke config, with one evaluation set and the context grid read from local files
     (copies of the package's own), so editing a local file can be tested."""
-    config = yaml.safe_load((clone / "config/smoke.yaml").read_text())
+    config = yaml.safe_load((clone / ".test/config/config.yaml").read_text())
     inputs = clone / "inputs"
     inputs.mkdir()
     shutil.copy(clone / "opsa/data/builtin/overrefusal.jsonl", inputs / "overrefusal.jsonl")
@@ -55,7 +55,7 @@ def smoke_clone(tmp_path_factory: pytest.TempPathFactory) -> Path:
     command(["git", "clone", "-q", str(ROOT), str(clone)], cwd=ROOT)
     command(["dvc", "init", "-q"], cwd=clone)
     config = smoke_config_with_local_files(clone)
-    (clone / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    (clone / "config/config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     run = command(["dvc", "repro"], cwd=clone)
     assert "Running stage 'report'" in run.stdout, run.stdout[-3000:]
     (clone / "first-repro.log").write_text(run.stdout)

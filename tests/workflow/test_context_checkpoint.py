@@ -14,14 +14,14 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def snakemake(workdir: Path, config: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = os.environ | {"PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
-    command = [sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile")]
+    command = [sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "workflow/Snakefile")]
     command += ["--directory", str(workdir), "--configfile", str(config)]
     command += ["--replace-workflow-config", "--cores", "2", *args]
     return subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
 
 
 def test_training_is_planned_on_the_selected_context(tmp_path: Path, embedded_model_dir: Path):
-    config = yaml.safe_load((ROOT / "config/smoke.yaml").read_text())
+    config = yaml.safe_load((ROOT / ".test/config/config.yaml").read_text())
     config["models"]["smollm2-135m"]["source"] = str(embedded_model_dir)
     config["contexts"]["selection"]["pin_harmful"] = "refuse-rule@user_prefix"
     path = tmp_path / "config.yaml"

@@ -45,7 +45,7 @@ def test_a_second_repro_does_nothing(smoke_clone: Path, tool: Callable) -> None:
 def test_an_evaluation_parameter_reruns_evaluation_and_report_only(
     smoke_clone: Path, tool: Callable
 ) -> None:
-    config_file = smoke_clone / "config.yaml"
+    config_file = smoke_clone / "config/config.yaml"
     config = yaml.safe_load(config_file.read_text())
     config["evaluation"]["bootstrap"] += 100
     config_file.write_text(yaml.safe_dump(config, sort_keys=False))
@@ -75,7 +75,7 @@ def test_pull_restores_checkpoints_and_snakemake_plans_nothing(
     tool(["dvc", "pull"], cwd=smoke_clone)
 
     assert digests(models) == before
-    # restored files get fresh timestamps in no order: mark them up to date (README, DVC)
+    # restored files get fresh timestamps in no order: mark them up to date (docs/running.md, DVC)
     tool(["snakemake", "--touch", "--cores", "1"], cwd=smoke_clone)
     assert digests(models) == before
     plan = tool(["snakemake", "-n"], cwd=smoke_clone)

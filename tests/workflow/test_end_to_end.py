@@ -17,10 +17,10 @@ ROOT = Path(__file__).resolve().parents[2]
 @pytest.mark.slow
 def test_smoke_config_runs_end_to_end(tmp_path: Path) -> None:
     """The smoke config, plus every jailbreak attack, the training-set-size sweep at one share
-    for OPSA and flip rate against outcome (kept out of config/smoke.yaml, which the DVC and
+    for OPSA and flip rate against outcome (kept out of .test/config/config.yaml, which the DVC and
     SLURM tests run too)."""
     env = os.environ | {"PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
-    config = yaml.safe_load((ROOT / "config/smoke.yaml").read_text())
+    config = yaml.safe_load((ROOT / ".test/config/config.yaml").read_text())
     config["analysis"]["size_sweep"] = {"enabled": True, "fractions": [0.5], "methods": ["opsa"]}
     config["analysis"]["flip_rate_outcome"] = {"enabled": True}
     config["analysis"]["jailbreak"]["attacks"] = ["prefilling", "templates", "pap", "pair"]
@@ -29,7 +29,7 @@ def test_smoke_config_runs_end_to_end(tmp_path: Path) -> None:
     run = subprocess.run(
         [
             sys.executable, "-m", "snakemake", "--cores", "2",
-            "--snakefile", str(ROOT / "Snakefile"), "--directory", str(tmp_path),
+            "--snakefile", str(ROOT / "workflow/Snakefile"), "--directory", str(tmp_path),
             "--configfile", str(config_path), "--replace-workflow-config",
         ],
         capture_output=True, text=True, env=env, timeout=3600,

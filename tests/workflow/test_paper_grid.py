@@ -52,9 +52,7 @@ def paper_plan() -> list[dict[str, str]]:
 
 def test_the_grid_trains_every_model_method_and_seed(paper_plan: list[dict]) -> None:
     trained = {
-        tuple(re.findall(r"=([^,]+)", j["wildcards"]))
-        for j in paper_plan
-        if j["rule"] in ("train_opsa", "train_sft")
+        tuple(re.findall(r"=([^,]+)", j["wildcards"])) for j in paper_plan if j["rule"] == "train"
     }
     methods, seeds = PAPER["training"]["methods"], PAPER["training"]["seeds"]
     assert len(PAPER["policies"]) == 5 and len(methods) == 3 and seeds == [0, 1, 2]
@@ -78,11 +76,11 @@ def test_the_grid_trains_every_model_method_and_seed(paper_plan: list[dict]) -> 
 def test_each_seed_trains_with_its_own_seed_and_checkpoint_folder(paper_plan: list) -> None:
     job = next(
         j for j in paper_plan
-        if j["rule"] == "train_opsa" and "model=qwen3-1.7b, variant=opsa-seed2" in j["wildcards"]
+        if j["rule"] == "train" and "model=qwen3-1.7b, variant=opsa-seed2" in j["wildcards"]
     )  # fmt: skip
     assert '"seed": 2' in job["shell"]
     assert "--work-dir results/checkpoints/qwen3-1.7b/opsa-seed2" in job["shell"]
-    assert "--out-dir results/models/qwen3-1.7b/opsa-seed2" in job["shell"]
+    assert "--out results/models/qwen3-1.7b/opsa-seed2" in job["shell"]
 
 
 def test_resources_follow_model_scale_and_the_profile(paper_plan: list[dict]) -> None:
@@ -93,11 +91,11 @@ def test_resources_follow_model_scale_and_the_profile(paper_plan: list[dict]) ->
         return resources(job)
 
     for model in ("qwen3-8b", "r1-distill-llama-8b"):
-        train = job_resources("train_opsa", model)
+        train = job_resources("train", model)
         assert train["gpu"] == "4" and train["tasks_per_gpu"] == "0"
         assert int(train["mem_mb"]) > 64_000 and train["runtime"] == "2880"
     for model in ("qwen3-0.6b", "qwen3-1.7b", "r1-distill-qwen-1.5b"):
-        assert job_resources("train_sft", model)["gpu"] == "1"
+        assert job_resources("train", model)["gpu"] == "1"
         assert job_resources("generate", model)["gpu"] == "1"
     small, large = job_resources("generate", "qwen3-0.6b"), job_resources("generate", "qwen3-8b")
     assert int(small["mem_mb"]) < int(large["mem_mb"])
@@ -113,29 +111,30 @@ def test_the_embedded_default_keeps_one_seed_and_its_paths() -> None:
     run = dry_run()
     assert run.returncode == 0, run.stderr[-3000:]
     jobs = planned_jobs(run.stdout)
-    trained = sorted(j["wildcards"] for j in jobs if j["rule"] in ("train_opsa", "train_sft"))
+    trained = sorted(j["wildcards"] for j in jobs if j["rule"] == "train")
     assert trained == [
         "model=smollm2-135m, variant=offpolicy_sd",
         "model=smollm2-135m, variant=opsa",
+        "model=smollm2-135m, variant=safesteer",
     ]
     assert "results/models/smollm2-135m/opsa" in run.stdout
     assert "results/eval/smollm2-135m/offpolicy_sd/harmbench.json" in run.stdout
 
 
 def test_adding_seeds_adds_variants_beside_the_first(tmp_path: Path) -> None:
-    config = yaml.safe_load((ROOT / "config/smoke.yaml").read_text())
+    config = yaml.safe_load((ROOT / ".test/config/config.yaml").read_text())
     config["training"]["seeds"] = [0, 5]
     path = tmp_path / "seeds.yaml"
     path.write_text(yaml.safe_dump(config))
     run = dry_run("--configfile", str(path), "--replace-workflow-config")
     assert run.returncode == 0, run.stderr[-3000:]
     trained = {j["wildcards"].split("variant=")[1] for j in planned_jobs(run.stdout)
-               if j["rule"] in ("train_opsa", "train_sft")}  # fmt: skip
+               if j["rule"] == "train"}  # fmt: skip
     assert trained == {"opsa", "opsa-seed5", "offpolicy_sd", "offpolicy_sd-seed5"}
 
 
 def test_a_seed_given_twice_is_an_error_naming_the_key(tmp_path: Path) -> None:
-    config = yaml.safe_load((ROOT / "config/smoke.yaml").read_text())
+    config = yaml.safe_load((ROOT / ".test/config/config.yaml").read_text())
     config["training"]["seeds"] = [0, 1]
     config["training"]["common"]["seed"] = 3
     path = tmp_path / "twice.yaml"
@@ -168,9 +167,7 @@ def test_the_workstation_profile_caps_gpu_jobs_to_the_gpu_budget() -> None:
     )  # fmt: skip
     assert run.returncode == 0, run.stderr[-3000:]
     jobs = planned_jobs(run.stdout)
-    train_8b = next(
-        j for j in jobs if j["rule"] == "train_opsa" and "model=qwen3-8b," in j["wildcards"]
-    )
+    train_8b = next(j for j in jobs if j["rule"] == "train" and "model=qwen3-8b," in j["wildcards"])
     assert resources(train_8b)["gpu"] == "2"  # asks for 4, the machine has 2
     assert "slurm_partition" not in resources(train_8b)
 

@@ -21,7 +21,7 @@ CONTEXT_RULES = {
     "select_context",
     "plot_flip_rates",
 }
-TRAIN_RULES = {"offpolicy_pairs", "train_opsa", "train_sft"}
+TRAIN_RULES = {"offpolicy_pairs", "train"}
 
 
 @pytest.fixture
@@ -43,8 +43,8 @@ def plan(tool: Callable, workdir: Path, config: dict, *args: str) -> dict[str, i
     """Jobs per rule that `snakemake -n` plans in `workdir` with `config` (`all` left out)."""
     path = workdir / ".planned-config.yaml"
     path.write_text(yaml.safe_dump(config))
-    own = workdir / "Snakefile"  # a clone plans with its own workflow and package
-    snakefile = own if own.is_file() else ROOT / "Snakefile"
+    own = workdir / "workflow/Snakefile"  # a clone plans with its own workflow and package
+    snakefile = own if own.is_file() else ROOT / "workflow/Snakefile"
     run = tool(
         ["snakemake", "-n", "--snakefile", str(snakefile), "--directory", str(workdir),
          "--configfile", str(path), "--replace-workflow-config", *args],
@@ -60,7 +60,7 @@ def plan(tool: Callable, workdir: Path, config: dict, *args: str) -> dict[str, i
 
 
 def smoke() -> dict:
-    return yaml.safe_load((ROOT / "config/smoke.yaml").read_text())
+    return yaml.safe_load((ROOT / ".test/config/config.yaml").read_text())
 
 
 def evaluation_only(config: dict) -> dict:
@@ -104,7 +104,7 @@ def test_an_evaluation_only_config_runs(
     path = tmp_path / "evaluation-only.yaml"
     path.write_text(yaml.safe_dump(config))
     tool(
-        ["snakemake", "--cores", "2", "--snakefile", str(ROOT / "Snakefile"),
+        ["snakemake", "--cores", "2", "--snakefile", str(ROOT / "workflow/Snakefile"),
          "--directory", str(tmp_path), "--configfile", str(path), "--replace-workflow-config"],
         cwd=ROOT,
     )  # fmt: skip
@@ -119,7 +119,7 @@ def test_an_evaluation_only_config_runs(
 @pytest.fixture
 def current(smoke_clone: Path) -> dict:
     """The config the shared run was last brought up to date with."""
-    return yaml.safe_load((smoke_clone / "config.yaml").read_text())
+    return yaml.safe_load((smoke_clone / "config/config.yaml").read_text())
 
 
 @pytest.mark.slow
@@ -159,10 +159,10 @@ def test_an_evaluation_parameter_reruns_evaluation_and_report_only(
 @pytest.mark.parametrize(
     ("block", "key", "value", "trained"),
     [
-        ("opsa", "top_k", 32, {"train_opsa": 1}),
-        ("sft", "max_response_tokens", 24, {"train_sft": 1}),
+        ("opsa", "top_k", 32, {"train": 1}),
+        ("sft", "max_response_tokens", 24, {"train": 1}),
         ("offpolicy", "sampling", {"temperature": 0.7, "max_new_tokens": 24, "batch_size": 16},
-         {"offpolicy_pairs": 1, "train_sft": 1}),
+         {"offpolicy_pairs": 1, "train": 1}),
     ],
 )  # fmt: skip
 def test_one_methods_training_parameter_retrains_that_method_only(

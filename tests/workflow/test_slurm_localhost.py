@@ -19,7 +19,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "scripts/slurm-localhost.sh"
-GPU_RULES = {"generate", "train_opsa", "train_sft", "score_flip_rate", "offpolicy_pairs"}
+GPU_RULES = {"generate", "train", "score_flip_rate", "offpolicy_pairs"}
 CPU_RULES = {"prepare_data", "judge", "evaluate", "report", "grid_report"}
 
 
@@ -67,8 +67,8 @@ def test_smoke_pipeline_runs_through_sbatch_with_the_profile(
     run = subprocess.run(
         [
             sys.executable, "-m", "snakemake", "--profile", str(ROOT / "profiles/slurm"),
-            "--snakefile", str(ROOT / "Snakefile"), "--directory", str(work),
-            "--configfile", str(ROOT / "config/smoke.yaml"), "--replace-workflow-config",
+            "--snakefile", str(ROOT / "workflow/Snakefile"), "--directory", str(work),
+            "--configfile", str(ROOT / ".test/config/config.yaml"), "--replace-workflow-config",
             # what this one-node cluster differs in from the profile's placeholders: its
             # partition, no accounting, two cores
             "--default-resources", "slurm_partition=debug", "mem_mb=1000", "runtime=30",

@@ -51,7 +51,7 @@ def test_schema_rejects_bad_config_naming_the_key(override: str, named: str) -> 
 
 
 def test_schema_rejects_unknown_nested_key(tmp_path: Path) -> None:
-    config = yaml.safe_load((ROOT / "config.yaml").read_text())
+    config = yaml.safe_load((ROOT / "config/config.yaml").read_text())
     config["generation"]["safety"]["temprature"] = 0.5
     bad = tmp_path / "bad.yaml"
     bad.write_text(yaml.safe_dump(config))

@@ -1,14 +1,16 @@
 rule token_divergence:
     input:
-        teacher="results/models/{model}/base",
-        models=lambda wc: [model_dir(wc.model, v) for v in variants()],
-        rollouts=lambda wc: f"results/generations/{wc.model}/base/{token_analysis_set()}.jsonl",
-        contexts="results/contexts/{model}/selected.json",
+        teacher=base_model,
+        models=lambda wc: [model_dir(wc.model, v) for v in cfg.variants()],
+        rollouts=lambda wc: fill(
+            P.generations, model=wc.model, variant=BASE, dataset=analysis_set("token_divergence")
+        ),
+        contexts=P.selected,
         code=package_code("token-divergence"),
     output:
-        analysis="results/analysis/{model}/token_divergence.json",
+        analysis=P.token_divergence,
         plot=report(
-            "results/report/token_divergence/{model}.png",
+            P.token_divergence_plot,
             caption="../report/token_divergence.rst",
             category="Token-level analysis",
             labels={"model": "{model}"},
@@ -24,8 +26,8 @@ rule token_divergence:
         gpu=1,
     params:
         run_on=runtime_args(),
-        models=lambda wc: [f"{v}={model_dir(wc.model, v)}" for v in variants()],
-        settings=token_settings(),
+        models=lambda wc: [f"{v}={model_dir(wc.model, v)}" for v in cfg.variants()],
+        settings=analysis_settings("token_divergence"),
         trust=lambda wc: config["models"][wc.model]["trust_remote_code"],
     shell:
         "python -m opsa --threads {threads} {params.run_on} token-divergence "
@@ -37,14 +39,14 @@ rule token_divergence:
 
 rule flip_rate_outcome:
     input:
-        evals=lambda wc: tfr_evaluations(wc.model),
-        contexts=lambda wc: tfr_contexts(wc.model).values(),
-        ranking="results/contexts/{model}/ranking.csv",
+        evals=lambda wc: plan.tfr_evaluations(wc.model),
+        contexts=lambda wc: plan.tfr_contexts(wc.model).values(),
+        ranking=P.ranking,
         code=package_code("flip-rate-outcome"),
     output:
-        analysis="results/analysis/{model}/flip_rate_outcome.json",
+        analysis=P.flip_rate_outcome,
         plot=report(
-            "results/report/flip_rate_outcome/{model}.png",
+            P.flip_rate_outcome_plot,
             caption="../report/flip_rate_outcome.rst",
             category="Flip rate against outcome",
             labels={"model": "{model}"},
@@ -58,7 +60,7 @@ rule flip_rate_outcome:
         mem_mb=1000,
         runtime=10,
     params:
-        contexts=lambda wc: [f"{v}={path}" for v, path in tfr_contexts(wc.model).items()],
+        contexts=lambda wc: [f"{v}={path}" for v, path in plan.tfr_contexts(wc.model).items()],
     shell:
         "python -m opsa --threads {threads} flip-rate-outcome --evals {input.evals:q} "
         "--contexts {params.contexts:q} --ranking {input.ranking} --out {output.analysis} "

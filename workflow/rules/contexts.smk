@@ -1,10 +1,10 @@
 rule context_candidates:
     input:
-        model="results/models/{model}/base",
-        files=context_files,
+        model=base_model,
+        files=lambda wc: plan.context_files(),
         code=package_code("context-candidates"),
     output:
-        "results/contexts/{model}/candidates.jsonl",
+        P.candidates,
     log:
         "logs/context_candidates/{model}.log",
     conda:
@@ -24,10 +24,10 @@ rule context_candidates:
 rule flip_rate_baseline:
     input:
         unpack(training_sets),
-        model="results/models/{model}/base",
+        model=base_model,
         code=package_code("flip-baseline"),
     output:
-        "results/contexts/{model}/baseline.jsonl",
+        P.flip_baseline,
     log:
         "logs/flip_rate_baseline/{model}.log",
     benchmark:
@@ -54,11 +54,11 @@ rule flip_rate_baseline:
 
 rule judge_flip_rate_baseline:
     input:
-        unpack(flip_rate_inputs),
-        baseline="results/contexts/{model}/baseline.jsonl",
+        unpack(judge_inputs(config["contexts"]["judge"])),
+        baseline=P.flip_baseline,
         code=package_code("flip-judge-baseline"),
     output:
-        "results/contexts/{model}/baseline.judged.jsonl",
+        P.flip_baseline_judged,
     log:
         "logs/judge_flip_rate_baseline/{model}.log",
     conda:
@@ -82,14 +82,14 @@ rule judge_flip_rate_baseline:
 
 rule score_flip_rate:
     input:
-        unpack(flip_rate_inputs),
-        model="results/models/{model}/base",
-        candidates="results/contexts/{model}/candidates.jsonl",
-        baseline="results/contexts/{model}/baseline.judged.jsonl",
+        unpack(judge_inputs(config["contexts"]["judge"])),
+        model=base_model,
+        candidates=P.candidates,
+        baseline=P.flip_baseline_judged,
         code=package_code("flip-score"),
     output:
-        scores="results/contexts/{model}/scores/shard{shard}.csv",
-        responses="results/contexts/{model}/scores/shard{shard}.responses.jsonl",
+        scores=P.flip_shard,
+        responses=P.flip_shard_responses,
     log:
         "logs/score_flip_rate/{model}/shard{shard}.log",
     benchmark:
@@ -122,7 +122,7 @@ rule merge_flip_rates:
         scores=flip_rate_shards,
         code=package_code("flip-merge"),
     output:
-        "results/contexts/{model}/flip_rates.csv",
+        P.flip_rates,
     log:
         "logs/merge_flip_rates/{model}.log",
     conda:
@@ -135,15 +135,15 @@ rule merge_flip_rates:
 
 rule search_contexts:
     input:
-        unpack(flip_rate_inputs),
-        model="results/models/{model}/base",
-        candidates="results/contexts/{model}/candidates.jsonl",
-        baseline="results/contexts/{model}/baseline.judged.jsonl",
-        scores="results/contexts/{model}/flip_rates.csv",
+        unpack(judge_inputs(config["contexts"]["judge"])),
+        model=base_model,
+        candidates=P.candidates,
+        baseline=P.flip_baseline_judged,
+        scores=P.flip_rates,
         code=package_code("context-search"),
     output:
-        candidates="results/contexts/{model}/search/candidates.jsonl",
-        scores="results/contexts/{model}/search/flip_rates.csv",
+        candidates=P.searched_candidates,
+        scores=P.searched_flip_rates,
     log:
         "logs/search_contexts/{model}.log",
     benchmark:
@@ -168,7 +168,8 @@ rule search_contexts:
         "--candidates {input.candidates} --scores {input.scores} --baseline {input.baseline} "
         "--search {params.search:q} --selection {params.selection:q} "
         "--sampling {params.sampling:q} --judge {params.judge:q} --spec {params.spec:q} "
-        "--judge-model {params.judge_model:q} --out-dir results/contexts/{wildcards.model}/search "
+        "--judge-model {params.judge_model:q} --out {output.candidates} "
+        "--out-scores {output.scores} "
         "> {log} 2>&1"
 
 
@@ -177,9 +178,9 @@ checkpoint select_context:
         unpack(selection_inputs),
         code=package_code("select-context"),
     output:
-        selected="results/contexts/{model}/selected.json",
+        selected=P.selected,
         ranking=report(
-            "results/contexts/{model}/ranking.csv",
+            P.ranking,
             caption="../report/ranking.rst",
             category="Context search",
             labels={"model": "{model}", "table": "ranking"},
@@ -195,19 +196,19 @@ checkpoint select_context:
     shell:
         "python -m opsa --threads {threads} select-context --scores {params.scores} "
         "--candidates {input.candidates} --selection {params.selection:q} "
-        "--out-dir results/contexts/{wildcards.model} > {log} 2>&1"
+        "--out {output.selected} --ranking {output.ranking} > {log} 2>&1"
 
 
 rule export_chosen_contexts:
     input:
-        "results/contexts/{model}/selected.json",
+        P.selected,
     output:
-        "results/contexts/{model}/chosen/{harmful}--{benign}.json",
+        P.chosen,
     log:
         "logs/export_chosen_contexts/{model}/{harmful}--{benign}.log",
-    threads: 1
     conda:
         "../../envs/cpu.yaml"
+    threads: 1
     shell:
         "cp {input:q} {output:q} 2> {log}"
 
@@ -215,11 +216,11 @@ rule export_chosen_contexts:
 rule ranked_context:
     input:
         unpack(selection_inputs),
-        ranking="results/contexts/{model}/ranking.csv",
-        selected="results/contexts/{model}/selected.json",
+        ranking=P.ranking,
+        selected=P.selected,
         code=package_code("ranked-context"),
     output:
-        "results/contexts/{model}/tfr/{position}.json",
+        P.ranked_context,
     log:
         "logs/ranked_context/{model}/{position}.log",
     wildcard_constraints:
@@ -238,11 +239,11 @@ rule ranked_context:
 
 rule plot_flip_rates:
     input:
-        ranking="results/contexts/{model}/ranking.csv",
+        ranking=P.ranking,
         code=package_code("flip-plot"),
     output:
         report(
-            "results/report/flip_rates/{model}.png",
+            P.flip_rate_plot,
             caption="../report/flip_rates.rst",
             category="Context search",
             labels={"model": "{model}", "figure": "teacher flip rate"},

@@ -1,10 +1,10 @@
 rule prepare_data:
     input:
-        unpack(prepare_data_inputs),
+        unpack(lambda wc: plan.data_inputs(wc.dataset)),
         code=package_code("prepare-data"),
     output:
-        prompts="results/data/{dataset}.jsonl",
-        provenance="results/data/provenance/{dataset}.json",
+        prompts=P.data,
+        provenance=P.provenance,
     log:
         "logs/prepare_data/{dataset}.log",
     benchmark:

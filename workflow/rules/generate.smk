@@ -1,10 +1,10 @@
 rule generate:
     input:
-        model="results/models/{model}/{variant}",
-        prompts="results/data/{dataset}.jsonl",
+        model=P.model,
+        prompts=P.data,
         code=package_code("generate"),
     output:
-        "results/generations/{model}/{variant}/{dataset}.jsonl",
+        P.generations,
     log:
         "logs/generate/{model}/{variant}/{dataset}.log",
     benchmark:
@@ -18,7 +18,7 @@ rule generate:
         gpu=1,
     params:
         run_on=runtime_args(),
-        sampling=lambda wc: sampling_for(wc.dataset),
+        sampling=lambda wc: as_json(cfg.sampling_for(wc.dataset)),
         trust=lambda wc: config["models"][wc.model]["trust_remote_code"],
     shell:
         "python -m opsa --threads {threads} {params.run_on} generate --model {input.model} --prompts {input.prompts} "

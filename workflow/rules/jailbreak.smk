@@ -1,14 +1,14 @@
 rule jailbreak_attacks:
-    wildcard_constraints:
-        attack="prefilling|templates",
     input:
-        prompts=lambda wc: f"results/data/{jailbreak_set()}.jsonl",
+        prompts=lambda wc: fill(P.data, dataset=analysis_set("jailbreak")),
         templates=jailbreak_template_files,
         code=package_code("jailbreak-attacks"),
     output:
-        "results/jailbreak/attacks/{attack}.jsonl",
+        P.attacks,
     log:
         "logs/jailbreak_attacks/{attack}.log",
+    wildcard_constraints:
+        attack="prefilling|templates",
     conda:
         "../../envs/cpu.yaml"
     threads: 1
@@ -16,7 +16,7 @@ rule jailbreak_attacks:
         mem_mb=1000,
         runtime=10,
     params:
-        settings=jailbreak_settings(),
+        settings=analysis_settings("jailbreak"),
         seed=config["seed"],
     shell:
         "python -m opsa --threads {threads} jailbreak-attacks --attack {wildcards.attack} "
@@ -26,11 +26,11 @@ rule jailbreak_attacks:
 
 rule jailbreak_pap:
     input:
-        prompts=lambda wc: f"results/data/{jailbreak_set()}.jsonl",
+        prompts=lambda wc: fill(P.data, dataset=analysis_set("jailbreak")),
         attacker=lambda wc: model_dir(jailbreak_attacker()),
         code=package_code("jailbreak-paraphrase"),
     output:
-        "results/jailbreak/attacks/pap.jsonl",
+        fill(P.attacks, attack="pap"),
     log:
         "logs/jailbreak_attacks/pap.log",
     benchmark:
@@ -39,12 +39,12 @@ rule jailbreak_pap:
         "../../envs/cuda.yaml"
     threads: 2
     resources:
-        mem_mb=lambda wc: int(4000 + 4000 * billions(jailbreak_attacker())),
+        mem_mb=lambda wc: int(4000 + 4000 * cfg.billions(jailbreak_attacker())),
         runtime=120,
         gpu=1,
     params:
         run_on=runtime_args(),
-        settings=jailbreak_settings(),
+        settings=analysis_settings("jailbreak"),
         seed=config["seed"],
         trust=lambda wc: config["models"][jailbreak_attacker()]["trust_remote_code"],
     shell:
@@ -54,18 +54,18 @@ rule jailbreak_pap:
 
 
 rule jailbreak_generate:
-    wildcard_constraints:
-        attack="prefilling|templates|pap",
     input:
-        model="results/models/{model}/{variant}",
-        attacks="results/jailbreak/attacks/{attack}.jsonl",
+        model=P.model,
+        attacks=P.attacks,
         code=package_code("jailbreak-generate"),
     output:
-        "results/jailbreak/{model}/{variant}/{attack}.jsonl",
+        P.jailbreak_responses,
     log:
         "logs/jailbreak_generate/{model}/{variant}/{attack}.log",
     benchmark:
         "benchmarks/jailbreak_generate/{model}/{variant}/{attack}.tsv"
+    wildcard_constraints:
+        attack="prefilling|templates|pap",
     conda:
         "../../envs/cuda.yaml"
     threads: 2
@@ -75,7 +75,7 @@ rule jailbreak_generate:
         gpu=1,
     params:
         run_on=runtime_args(),
-        settings=jailbreak_settings(),
+        settings=analysis_settings("jailbreak"),
         seed=config["seed"],
         trust=lambda wc: config["models"][wc.model]["trust_remote_code"],
     shell:
@@ -86,14 +86,14 @@ rule jailbreak_generate:
 
 rule jailbreak_pair:
     input:
-        model="results/models/{model}/{variant}",
-        prompts=lambda wc: f"results/data/{jailbreak_set()}.jsonl",
+        model=P.model,
+        prompts=lambda wc: fill(P.data, dataset=analysis_set("jailbreak")),
         attacker=lambda wc: model_dir(jailbreak_attacker()),
-        judge_model=lambda wc: judge_model_dirs(jailbreak_judge()),
-        judge_files=lambda wc: judge_files(jailbreak_judge()),
+        judge_model=lambda wc: plan.judge_models(jailbreak_judge()),
+        judge_files=lambda wc: plan.judge_files(jailbreak_judge()),
         code=package_code("jailbreak-pair"),
     output:
-        "results/jailbreak/{model}/{variant}/pair.jsonl",
+        fill(P.jailbreak_responses, model="{model}", variant="{variant}", attack="pair"),
     log:
         "logs/jailbreak_generate/{model}/{variant}/pair.log",
     benchmark:
@@ -102,12 +102,14 @@ rule jailbreak_pair:
         "../../envs/cuda.yaml"
     threads: 2
     resources:
-        mem_mb=lambda wc: int(8000 + 4000 * (billions(wc.model) + billions(jailbreak_attacker()))),
+        mem_mb=lambda wc: int(
+            8000 + 4000 * (cfg.billions(wc.model) + cfg.billions(jailbreak_attacker()))
+        ),
         runtime=runtime_by_scale(240, 720),
         gpu=1,
     params:
         run_on=runtime_args(),
-        settings=jailbreak_settings(),
+        settings=analysis_settings("jailbreak"),
         seed=config["seed"],
         trust=lambda wc: config["models"][wc.model]["trust_remote_code"],
         judge=jailbreak_judge(),
@@ -122,12 +124,12 @@ rule jailbreak_pair:
 
 use rule judge as jailbreak_judge with:
     input:
-        generations="results/jailbreak/{model}/{variant}/{attack}.jsonl",
-        judge_model=lambda wc: judge_model_dirs(wc.judge),
-        judge_files=lambda wc: judge_files(wc.judge),
+        generations=P.jailbreak_responses,
+        judge_model=lambda wc: plan.judge_models(wc.judge),
+        judge_files=lambda wc: plan.judge_files(wc.judge),
         code=package_code("judge"),
     output:
-        "results/jailbreak/{model}/{variant}/{attack}.{judge}.jsonl",
+        P.jailbreak_judgments,
     log:
         "logs/jailbreak_judge/{model}/{variant}/{attack}.{judge}.log",
     benchmark:
@@ -136,12 +138,12 @@ use rule judge as jailbreak_judge with:
 
 rule jailbreak:
     input:
-        judgments=lambda wc: jailbreak_judgments(wc.model).values(),
+        judgments=lambda wc: plan.jailbreak_judgments(wc.model).values(),
         code=package_code("jailbreak-score"),
     output:
-        analysis="results/analysis/{model}/jailbreak.json",
+        analysis=P.jailbreak,
         plot=report(
-            "results/report/jailbreak/{model}.png",
+            P.jailbreak_plot,
             caption="../report/jailbreak.rst",
             category="Adaptive jailbreaks",
             labels={"model": "{model}"},
@@ -155,7 +157,9 @@ rule jailbreak:
         mem_mb=2000,
         runtime=10,
     params:
-        runs=lambda wc: [f"{run}={path}" for run, path in jailbreak_judgments(wc.model).items()],
+        runs=lambda wc: [
+            f"{run}={path}" for run, path in plan.jailbreak_judgments(wc.model).items()
+        ],
         bootstrap=config["evaluation"]["bootstrap"],
         seed=config["seed"],
     shell:

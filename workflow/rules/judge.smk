@@ -1,11 +1,11 @@
 rule judge:
     input:
-        generations="results/generations/{model}/{variant}/{dataset}.jsonl",
-        judge_model=lambda wc: judge_model_dirs(wc.judge),
-        judge_files=lambda wc: judge_files(wc.judge),
+        generations=P.generations,
+        judge_model=lambda wc: plan.judge_models(wc.judge),
+        judge_files=lambda wc: plan.judge_files(wc.judge),
         code=package_code("judge"),
     output:
-        "results/judgments/{model}/{variant}/{dataset}.{judge}.jsonl",
+        P.judgments,
     log:
         "logs/judge/{model}/{variant}/{dataset}.{judge}.log",
     benchmark:
@@ -29,13 +29,13 @@ rule judge:
 rule validate_judge:
     input:
         labelled=config["judge_validation"]["files"],
-        judge_model=lambda wc: judge_model_dirs(wc.judge),
-        judge_files=lambda wc: judge_files(wc.judge),
-        reference=reference_prefix_files,
+        judge_model=lambda wc: plan.judge_models(wc.judge),
+        judge_files=lambda wc: plan.judge_files(wc.judge),
+        reference=lambda wc: plan.reference_files(),
         code=package_code("validate-judge"),
     output:
         report(
-            "results/judge_validation/{judge}.json",
+            P.judge_validation,
             caption="../report/judge_validation.rst",
             category="Judges",
         ),
@@ -54,7 +54,9 @@ rule validate_judge:
         run_on=runtime_args(),
         spec=lambda wc: as_json(config["judges"][wc.judge]),
         judge_model=lambda wc, input: input.judge_model or "none",
-        reference=reference_prefixes_arg(),
+        reference=optional_arg(
+            "--reference-prefixes", config["judge_validation"].get("reference_prefixes")
+        ),
     shell:
         "python -m opsa --threads {threads} {params.run_on} validate-judge --labelled {input.labelled:q} --judge {wildcards.judge} "
         "{params.reference} "

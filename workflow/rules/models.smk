@@ -2,7 +2,7 @@ rule prepare_model:
     input:
         code=package_code("prepare-model"),
     output:
-        directory("results/models/{model}/base"),
+        directory(fill(P.model, model="{model}", variant=BASE)),
     log:
         "logs/prepare_model/{model}.log",
     benchmark:

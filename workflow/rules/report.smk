@@ -1,28 +1,28 @@
 rule report:
     input:
-        evals=evaluation_files(),
-        token=token_divergence_files(),
-        jailbreak=jailbreak_files(),
-        curves=training_curve_files(),
-        sweep=size_sweep_files(),
-        tfr=flip_rate_outcome_files(),
-        safesteer=safesteer_token_tables(),
+        evals=plan.evaluations(),
+        token=plan.token_divergences(),
+        jailbreak=plan.jailbreaks(),
+        curves=plan.training_curves(),
+        sweep=plan.size_sweeps(),
+        tfr=plan.flip_rate_outcomes(),
+        safesteer=plan.safety_token_tables(),
         code=package_code("report"),
     output:
         csv=report(
-            "results/report/summary.csv",
+            P.summary_csv,
             caption="../report/summary.rst",
             category="Summary",
         ),
-        metrics="results/report/summary.json",
-        paired="results/report/paired.csv",
+        metrics=P.summary_json,
+        paired=P.paired_csv,
         md=report(
-            "results/report/summary.md",
+            P.summary_md,
             caption="../report/summary.rst",
             category="Summary",
         ),
         plot=report(
-            "results/report/safety_vs_reasoning.png",
+            P.safety_vs_reasoning,
             caption="../report/safety_vs_reasoning.rst",
             category="Summary",
         ),
@@ -36,23 +36,22 @@ rule report:
         runtime=10,
     params:
         baseline=config["grid_report"]["baseline"],
-        first_seed=training_seeds()[0],
     shell:
         "python -m opsa --threads {threads} report --evals {input.evals:q} "
         "--token-divergence {input.token:q} --jailbreak {input.jailbreak:q} "
         "--training-curves {input.curves:q} --size-sweep {input.sweep:q} "
         "--flip-rate-outcome {input.tfr:q} --safesteer {input.safesteer:q} "
-        "--baseline {params.baseline:q} "
-        "--first-seed {params.first_seed} --out-dir results/report > {log} 2>&1"
+        "--baseline {params.baseline:q} --out-csv {output.csv} --out-json {output.metrics} "
+        "--out-paired {output.paired} --out-md {output.md} --out-plot {output.plot} > {log} 2>&1"
 
 
 rule training_curves:
     input:
-        models=lambda wc: [model_dir(wc.model, v) for v in trained_variants()],
+        models=lambda wc: [model_dir(wc.model, v) for v in cfg.trained_variants()],
         code=package_code("training-curves"),
     output:
         report(
-            "results/report/training/{model}.png",
+            P.training_curves_plot,
             caption="../report/training_curves.rst",
             category="Training",
             labels={"model": "{model}"},
@@ -66,7 +65,7 @@ rule training_curves:
         mem_mb=1000,
         runtime=10,
     params:
-        models=lambda wc: [f"{v}={model_dir(wc.model, v)}" for v in trained_variants()],
+        models=lambda wc: [f"{v}={model_dir(wc.model, v)}" for v in cfg.trained_variants()],
     shell:
         "python -m opsa --threads {threads} training-curves --models {params.models:q} "
         "--out {output} > {log} 2>&1"
@@ -74,12 +73,12 @@ rule training_curves:
 
 rule size_sweep:
     input:
-        evals=lambda wc: sweep_evaluations(wc.model),
+        evals=lambda wc: plan.sweep_evaluations(wc.model),
         code=package_code("size-sweep"),
     output:
-        analysis="results/analysis/{model}/size_sweep.json",
+        analysis=P.size_sweep,
         plot=report(
-            "results/report/size_sweep/{model}.png",
+            P.size_sweep_plot,
             caption="../report/size_sweep.rst",
             category="Training-set size",
             labels={"model": "{model}"},
@@ -93,7 +92,7 @@ rule size_sweep:
         mem_mb=1000,
         runtime=10,
     params:
-        points=sweep_points(),
+        points=plan.sweep_points(),
     shell:
         "python -m opsa --threads {threads} size-sweep --evals {input.evals:q} "
         "--points {params.points:q} --out {output.analysis} --plot {output.plot} > {log} 2>&1"
@@ -101,12 +100,12 @@ rule size_sweep:
 
 rule grid_report:
     input:
-        evals=evaluation_files(),
+        evals=plan.evaluations(),
         code=package_code("grid-report"),
     output:
-        csv="results/report/grid.csv",
+        csv=P.grid_csv,
         md=report(
-            "results/report/grid.md",
+            P.grid_md,
             caption="../report/grid.rst",
             category="Summary",
         ),
@@ -122,11 +121,9 @@ rule grid_report:
         method=config["grid_report"]["method"],
         baseline=config["grid_report"]["baseline"],
         published=as_json(config["grid_report"]["published_gains"]),
-        source=published_source_arg(),
-        first_seed=training_seeds()[0],
+        source=optional_arg("--source", config["grid_report"].get("published_source")),
     shell:
         "python -m opsa --threads {threads} grid-report --evals {input.evals:q} "
         "--method {params.method} --baseline {params.baseline} "
         "--published {params.published:q} {params.source} "
-        "--first-seed {params.first_seed} "
-        "--out-dir results/report > {log} 2>&1"
+        "--out-csv {output.csv} --out-md {output.md} > {log} 2>&1"

@@ -1,12 +1,12 @@
 rule offpolicy_pairs:
     input:
-        unpack(offpolicy_judge_input),
+        unpack(judge_inputs(config["training"]["offpolicy"]["judge"])),
         unpack(training_sets),
-        model="results/models/{model}/base",
+        model=base_model,
         contexts=chosen_contexts,
         code=package_code("offpolicy-pairs"),
     output:
-        "results/training_data/{model}/offpolicy.jsonl",
+        P.offpolicy_pairs,
     log:
         "logs/offpolicy_pairs/{model}.log",
     benchmark:
@@ -21,22 +21,21 @@ rule offpolicy_pairs:
     params:
         run_on=runtime_args(),
         sampling=as_json(config["training"]["offpolicy"]["sampling"]),
-        judge=config["training"]["offpolicy"]["judge"],
-        spec=as_json(config["judges"][config["training"]["offpolicy"]["judge"]]),
+        judge=judge_params(config["training"]["offpolicy"]["judge"]),
         judge_model=lambda wc, input: input.get("judge_model", "none"),
     shell:
         "python -m opsa --threads {threads} {params.run_on} offpolicy-pairs --model-dir {input.model} "
         "--harmful {input.harmful} --benign {input.benign} --contexts {input.contexts:q} "
-        "--sampling {params.sampling:q} --judge {params.judge:q} --spec {params.spec:q} "
+        "--sampling {params.sampling:q} {params.judge} "
         "--judge-model {params.judge_model:q} --out {output} > {log} 2>&1"
 
 
 rule external_pairs:
     input:
-        files=external_source_files,
+        files=lambda wc: plan.source_files([config["training"]["external"]["source"]]),
         code=package_code("external-pairs"),
     output:
-        "results/training_data/external.jsonl",
+        P.external_pairs,
     log:
         "logs/external_pairs/external_pairs.log",
     conda:
@@ -44,54 +43,20 @@ rule external_pairs:
     threads: 1
     params:
         source=lambda wc: as_json(config["training"]["external"]["source"]),
-        n=lambda wc: external_n_argument(),
+        n=lambda wc: optional_arg("--n", config["training"]["external"].get("n")),
         seed=config["seed"],
     shell:
         "python -m opsa --threads {threads} external-pairs --source {params.source:q} "
         "{params.n} --seed {params.seed:q} --out {output} > {log} 2>&1"
 
 
-rule train_opsa:
-    input:
-        unpack(training_sets),
-        model="results/models/{model}/base",
-        contexts=chosen_contexts,
-        code=package_code("train"),
-    output:
-        directory("results/models/{model}/{variant}"),
-    log:
-        "logs/train/{model}/{variant}.log",
-    benchmark:
-        "benchmarks/train/{model}/{variant}.tsv"
-    wildcard_constraints:
-        variant=r"opsa(-seed\d+|-frac\d+|-tfr(middle|last))?",
-    conda:
-        "../../envs/cuda.yaml"
-    threads: 2
-    resources:
-        mem_mb=mem_mb_by_scale(4000, 12000),
-        runtime=runtime_by_scale(720, 2880),
-        gpu=train_gpus,
-    params:
-        run_on=runtime_args(),
-        settings=lambda wc: as_json(training_settings("opsa", wc.variant)),
-        work_dir="results/checkpoints/{model}/{variant}",
-        processes=train_gpus,
-    shell:
-        "python -m opsa --threads {threads} {params.run_on} train opsa --config {params.settings:q} "
-        "--processes {params.processes} "
-        "--model-dir {input.model} --harmful {input.harmful} --benign {input.benign} "
-        "--contexts {input.contexts:q} --out-dir {output} --work-dir {params.work_dir:q} "
-        "> {log} 2>&1"
-
-
 rule steering_direction:
     input:
         unpack(training_sets),
-        model="results/models/{model}/base",
+        model=base_model,
         code=package_code("steering-direction"),
     output:
-        "results/steering/{model}/direction.safetensors",
+        P.direction,
     log:
         "logs/steering_direction/{model}.log",
     benchmark:
@@ -114,14 +79,14 @@ rule steering_direction:
 
 rule safety_tokens:
     input:
-        prompts=benign_training_set,
-        model="results/models/{model}/base",
-        direction="results/steering/{model}/direction.safetensors",
+        prompts=lambda wc: training_set("train_benign"),
+        model=base_model,
+        direction=P.direction,
         code=package_code("safety-tokens"),
     output:
-        tokens="results/steering/{model}/safety_tokens.json",
+        tokens=P.safety_tokens,
         table=report(
-            "results/steering/{model}/safety_tokens.md",
+            P.safety_token_table,
             caption="../report/safety_tokens.rst",
             category="SafeSteer",
         ),
@@ -148,21 +113,20 @@ rule safety_tokens:
         "--seed {params.seed:q} --out {output.tokens} --summary {output.table} > {log} 2>&1"
 
 
-rule train_safesteer:
+# Every training method (opsa.training.methods.METHODS): its named inputs, its settings.
+rule train:
     input:
-        harmful=harmful_training_set,
-        model="results/models/{model}/base",
-        direction="results/steering/{model}/direction.safetensors",
-        tokens="results/steering/{model}/safety_tokens.json",
+        unpack(training_inputs),
+        model=base_model,
         code=package_code("train"),
     output:
-        directory("results/models/{model}/{variant}"),
+        directory(P.model),
     log:
         "logs/train/{model}/{variant}.log",
     benchmark:
         "benchmarks/train/{model}/{variant}.tsv"
     wildcard_constraints:
-        variant=r"safesteer(-seed\d+)?",
+        variant=TRAINED,
     conda:
         "../../envs/cuda.yaml"
     threads: 2
@@ -172,44 +136,13 @@ rule train_safesteer:
         gpu=train_gpus,
     params:
         run_on=runtime_args(),
-        settings=lambda wc: as_json(training_settings("safesteer", wc.variant)),
-        work_dir="results/checkpoints/{model}/{variant}",
+        method=lambda wc: Variant.parse(wc.variant).method,
+        settings=lambda wc: as_json(cfg.settings_for(Variant.parse(wc.variant))),
+        inputs=training_input_args,
+        work_dir=P.checkpoints,
         processes=train_gpus,
     shell:
-        "python -m opsa --threads {threads} {params.run_on} train safesteer "
+        "python -m opsa --threads {threads} {params.run_on} train {params.method} "
         "--config {params.settings:q} --processes {params.processes} "
-        "--model-dir {input.model} --harmful {input.harmful} --direction {input.direction} "
-        "--safety-tokens {input.tokens} --out-dir {output} --work-dir {params.work_dir:q} "
-        "> {log} 2>&1"
-
-
-rule train_sft:
-    input:
-        model="results/models/{model}/base",
-        pairs=sft_pairs,
-        code=package_code("train"),
-    output:
-        directory("results/models/{model}/{variant}"),
-    log:
-        "logs/train/{model}/{variant}.log",
-    benchmark:
-        "benchmarks/train/{model}/{variant}.tsv"
-    wildcard_constraints:
-        variant=r"(offpolicy_sd|external_teacher)(-seed\d+|-frac\d+)?",
-    conda:
-        "../../envs/cuda.yaml"
-    threads: 2
-    resources:
-        mem_mb=mem_mb_by_scale(4000, 12000),
-        runtime=runtime_by_scale(720, 2880),
-        gpu=train_gpus,
-    params:
-        run_on=runtime_args(),
-        settings=lambda wc: as_json(training_settings("sft", wc.variant)),
-        work_dir="results/checkpoints/{model}/{variant}",
-        processes=train_gpus,
-    shell:
-        "python -m opsa --threads {threads} {params.run_on} train sft --config {params.settings:q} "
-        "--processes {params.processes} "
-        "--model-dir {input.model} --pairs {input.pairs} --out-dir {output} "
+        "--model-dir {input.model} {params.inputs} --out {output} "
         "--work-dir {params.work_dir:q} > {log} 2>&1"

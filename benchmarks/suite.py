@@ -8,21 +8,21 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from opsa.bench.machine import describe
-from opsa.bench.results import write_result, write_table
+from benchmarks.machine import describe
+from benchmarks.results import write_result, write_table
 from opsa.errors import InputError
 
 log = logging.getLogger(__name__)
 
 # row number -> (name, module with `run(settings) -> dict`)
 ROWS: dict[int, tuple[str, str]] = {
-    1: ("step-vs-trl", "opsa.bench.step_vs_trl"),
-    2: ("step-mfu", "opsa.bench.step_mfu"),
-    3: ("generation", "opsa.bench.generation"),
-    4: ("divergence-memory", "opsa.bench.divergence_memory"),
-    5: ("context-search", "opsa.bench.context_search"),
-    6: ("pipeline-overhead", "opsa.bench.pipeline_overhead"),
-    7: ("gpu", "opsa.bench.gpu"),
+    1: ("step-vs-trl", "benchmarks.step_vs_trl"),
+    2: ("step-mfu", "benchmarks.step_mfu"),
+    3: ("generation", "benchmarks.generation"),
+    4: ("divergence-memory", "benchmarks.divergence_memory"),
+    5: ("context-search", "benchmarks.context_search"),
+    6: ("pipeline-overhead", "benchmarks.pipeline_overhead"),
+    7: ("gpu", "benchmarks.gpu"),
 }
 MIN_REPS = 5
 

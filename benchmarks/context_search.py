@@ -14,9 +14,9 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from opsa.bench import inputs
-from opsa.bench.suite import Settings
-from opsa.bench.timing import Timing, ratio, repeat
+from benchmarks import inputs
+from benchmarks.suite import Settings
+from benchmarks.timing import Timing, ratio, repeat
 
 MAIN = (4, 8)  # (K candidates, N prompts) of the comparison
 SCALING = [(2, 8), (4, 8), (4, 16)]  # K doubles, then N doubles

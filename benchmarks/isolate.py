@@ -1,20 +1,23 @@
 """Run one side of a comparison in a fresh interpreter, so its peak resident memory is its own.
 
-`run_isolated("opsa.bench.x:fn", kwargs, threads, log)` starts `python -m opsa.bench.isolate`,
-which sets torch's threads, calls `fn(**kwargs)` and writes its JSON result with the process's
-peak RSS; the parent reads it back. A side that fails ends the row with one line naming its log.
+`run_isolated("benchmarks.x:fn", kwargs, threads, log)` starts `python -m benchmarks.isolate`
+(with the checkout on its PYTHONPATH, whatever the working directory), which sets torch's
+threads, calls `fn(**kwargs)` and writes its JSON result with the process's peak RSS; the parent
+reads it back. A side that fails ends the row with one line naming its log.
 """
 
 from __future__ import annotations
 
 import importlib
 import json
+import os
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 from typing import Any
 
+from benchmarks import ROOT
 from opsa.errors import InputError
 
 
@@ -30,9 +33,13 @@ def run_isolated(
     with tempfile.TemporaryDirectory(prefix="opsa-bench-") as tmp:
         out = Path(tmp) / "result.json"
         args = [target, json.dumps(kwargs), str(threads), str(out)]
-        command = [sys.executable, "-m", "opsa.bench.isolate", *args]
+        command = [sys.executable, "-m", "benchmarks.isolate", *args]
+        path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
+        env = os.environ | {"PYTHONPATH": path}
         with log_path.open("w") as log:
-            code = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, timeout=timeout)
+            code = subprocess.run(
+                command, stdout=log, stderr=subprocess.STDOUT, timeout=timeout, env=env
+            )
         if code.returncode != 0 or not out.is_file():
             lines = log_path.read_text().strip().splitlines() or ["(no output)"]
             raise SideFailed(f"{target} exited {code.returncode}: {lines[-1]} (log: {log_path})")
@@ -42,7 +49,7 @@ def run_isolated(
 def _main(target: str, kwargs: str, threads: str, out: str) -> None:
     import torch
 
-    from opsa.bench.machine import peak_rss_mb
+    from benchmarks.machine import peak_rss_mb
 
     torch.set_num_threads(int(threads))
     module, name = target.split(":")

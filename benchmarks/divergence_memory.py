@@ -14,9 +14,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from opsa.bench.isolate import run_isolated
-from opsa.bench.suite import Settings
-from opsa.bench.timing import ratio
+from benchmarks.isolate import run_isolated
+from benchmarks.suite import Settings
+from benchmarks.timing import ratio
 
 FULL = {"positions": 2048, "vocab": 151_936, "hidden": 1024, "chunk": 256}
 SMALL = {"positions": 64, "vocab": 4096, "hidden": 64, "chunk": 16}
@@ -34,7 +34,7 @@ def run(settings: Settings) -> dict[str, Any]:
                               "reps": settings.reps, "warmup": settings.warmup}  # fmt: skip
             log = settings.side_log(4, f"{estimator}_{mode}")
             sides[mode] = run_isolated(
-                "opsa.bench.divergence_memory:loss_side", kwargs, settings.threads, log
+                "benchmarks.divergence_memory:loss_side", kwargs, settings.threads, log
             )
         cases[estimator] = compare(sides["chunked"], sides["naive"])
     return summarise(cases, sizes)
@@ -93,8 +93,8 @@ def loss_side(
     gradients' norm and the peak RSS above the inputs."""
     import torch
 
-    from opsa.bench.machine import peak_rss_mb, rss_mb
-    from opsa.bench.timing import repeat
+    from benchmarks.machine import peak_rss_mb, rss_mb
+    from benchmarks.timing import repeat
     from opsa.training.chunked import chunked_terms
     from opsa.training.config import OPSAConfig
     from opsa.training.token_loss import DistillSpec, distill_terms

@@ -1,10 +1,10 @@
 """Row 6: Snakemake's own overhead: planning the paper grid (`snakemake -n`, from an empty
 working directory) and a no-op rerun of the embedded pipeline on a completed results tree.
 
-The tree is the smoke config run for real once into `<out-dir>/smoke-tree` (not timed). When
-the code or the rules changed since, Snakemake would rerun the changed jobs; the tree is then
-brought up to date with `--touch` (its outputs are the real run's), so the timed rerun is a
-true no-op: it must print "Nothing to be done"."""
+The tree is the smoke config (`.test/config/config.yaml`) run for real once into
+`<out-dir>/smoke-tree` (not timed). When the code or the rules changed since, Snakemake would
+rerun the changed jobs; the tree is then brought up to date with `--touch` (its outputs are the
+real run's), so the timed rerun is a true no-op: it must print "Nothing to be done"."""
 
 from __future__ import annotations
 
@@ -17,11 +17,13 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from opsa.bench.suite import Settings
-from opsa.bench.timing import Timing, repeat
+from benchmarks import ROOT
+from benchmarks.suite import Settings
+from benchmarks.timing import Timing, repeat
 from opsa.errors import InputError
 
-ROOT = Path(__file__).resolve().parents[2]
+SMOKE = ".test/config/config.yaml"
+PAPER = "config/paper.yaml"
 TARGET_S = 5.0
 NOTHING_TO_DO = "Nothing to be done"
 
@@ -54,7 +56,7 @@ def _children_cpu() -> float:
 def snakemake(workdir: Path, configfile: str, *extra: str) -> subprocess.CompletedProcess:
     """`snakemake` on this checkout's workflow, in `workdir`, with `configfile` replacing the
     default config."""
-    snakefile = ROOT / "Snakefile"
+    snakefile = ROOT / "workflow" / "Snakefile"
     if not snakefile.is_file():
         raise InputError(f"bench: {snakefile} not found (run the benchmark from a checkout)")
     env = os.environ | {"PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
@@ -75,12 +77,12 @@ def completed_tree(settings: Settings) -> Path:
     """The smoke pipeline's results tree, run for real once (reused while it is complete)."""
     tree = settings.out_dir / "smoke-tree"
     tree.mkdir(parents=True, exist_ok=True)
-    if NOTHING_TO_DO in checked(snakemake(tree, "config/smoke.yaml", "-n"), "plan").stdout:
+    if NOTHING_TO_DO in checked(snakemake(tree, SMOKE, "-n"), "plan").stdout:
         return tree
     if (tree / "results/report/summary.md").is_file():
-        checked(snakemake(tree, "config/smoke.yaml", "--touch", "--cores", "1"), "touch")
+        checked(snakemake(tree, SMOKE, "--touch", "--cores", "1"), "touch")
     else:
-        checked(snakemake(tree, "config/smoke.yaml", "--cores", "2"), "smoke pipeline run")
+        checked(snakemake(tree, SMOKE, "--cores", "2"), "smoke pipeline run")
     return tree
 
 
@@ -88,7 +90,7 @@ def run(settings: Settings) -> dict[str, Any]:
     reps, warmup = settings.reps, settings.warmup
     paper_cpu, noop_cpu = ChildCPU(), ChildCPU()
     with tempfile.TemporaryDirectory(prefix="opsa-bench-plan-") as tmp:
-        plan = paper_cpu(lambda: checked(snakemake(Path(tmp), "config/paper.yaml", "-n"), "plan"))
+        plan = paper_cpu(lambda: checked(snakemake(Path(tmp), PAPER, "-n"), "plan"))
         paper = repeat(plan, reps, warmup)
     noop: Timing | None = None
     if not settings.small:
@@ -101,7 +103,7 @@ def run(settings: Settings) -> dict[str, Any]:
 
 
 def _noop(tree: Path) -> None:
-    run = checked(snakemake(tree, "config/smoke.yaml", "--cores", "1"), "no-op rerun")
+    run = checked(snakemake(tree, SMOKE, "--cores", "1"), "no-op rerun")
     if NOTHING_TO_DO not in run.stdout + run.stderr:
         raise InputError(f"bench: the rerun in {tree} was not a no-op")
 

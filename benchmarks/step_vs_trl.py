@@ -22,10 +22,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from opsa.bench import inputs
-from opsa.bench.isolate import run_isolated
-from opsa.bench.suite import Settings
-from opsa.bench.timing import ratio
+from benchmarks import inputs
+from benchmarks.isolate import run_isolated
+from benchmarks.suite import Settings
+from benchmarks.timing import ratio
 
 BATCH = 4
 TOP_K = 64
@@ -41,13 +41,13 @@ def run(settings: Settings) -> dict[str, Any]:
     common = {"model_dir": str(settings.model_dir), "steps": steps,
               "max_new_tokens": new_tokens}  # fmt: skip
     ours = run_isolated(
-        "opsa.bench.step_vs_trl:opsa_side",
+        "benchmarks.step_vs_trl:opsa_side",
         common | {"pairs": pairs},
         settings.threads,
         settings.side_log(1, "opsa"),
     )
     peer = run_isolated(
-        "opsa.bench.step_vs_trl:trl_side",
+        "benchmarks.step_vs_trl:trl_side",
         common | {"prompts": ours["prompt_order"]},
         settings.threads,
         settings.side_log(1, "trl"),
@@ -188,7 +188,7 @@ def trl_side(model_dir: str, prompts: list[str], steps: int, max_new_tokens: int
 def _trl_step_clock() -> Any:
     from transformers import TrainerCallback
 
-    from opsa.bench.machine import peak_rss_mb
+    from benchmarks.machine import peak_rss_mb
 
     class StepClock(TrainerCallback):
         def __init__(self) -> None:

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from opsa.bench import inputs
-from opsa.bench.isolate import run_isolated
-from opsa.bench.suite import Settings
-from opsa.bench.timing import ratio
+from benchmarks import inputs
+from benchmarks.isolate import run_isolated
+from benchmarks.suite import Settings
+from benchmarks.timing import ratio
 
 BATCH_SIZES, SMALL_BATCH_SIZES = [8, 32], [2]
 PROMPTS, SMALL_PROMPTS = 32, 2
@@ -32,7 +32,7 @@ def run(settings: Settings) -> dict[str, Any]:
     }
     sides = {
         backend: run_isolated(
-            "opsa.bench.generation:backend_side",
+            "benchmarks.generation:backend_side",
             kwargs | {"backend": backend},
             settings.threads,
             settings.side_log(3, backend),
@@ -108,7 +108,7 @@ def _measure(
     warmup: int,
 ) -> dict[str, Any]:
     """Tokens/s over all prompts at each batch size (median of `reps` after `warmup`)."""
-    from opsa.bench.timing import repeat
+    from benchmarks.timing import repeat
     from opsa.generation.engine import SamplingParams
     from opsa.models.chat import render_user
 

@@ -1,5 +1,5 @@
 """Row 7: the suite's GPU measures, on randomly initialised models with the architectures of
-Qwen3-0.6B and DeepSeek-R1-Distill-Qwen-1.5B (`opsa.bench.random_model`: no hub needed).
+Qwen3-0.6B and DeepSeek-R1-Distill-Qwen-1.5B (`benchmarks.random_model`: no hub needed).
 
 Per architecture, each side in its own process:
 - rollouts: tokens/s of the vLLM backend, opened as every stage opens it, greedy decoding of
@@ -20,11 +20,11 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from opsa.bench import inputs
-from opsa.bench.isolate import run_isolated
-from opsa.bench.random_model import ARCHITECTURES, build_random_model
-from opsa.bench.step_mfu import precision_summary
-from opsa.bench.suite import Settings
+from benchmarks import inputs
+from benchmarks.isolate import run_isolated
+from benchmarks.random_model import ARCHITECTURES, build_random_model
+from benchmarks.step_mfu import precision_summary
+from benchmarks.suite import Settings
 
 ROLLOUT = {"prompts": 64, "batch": 64, "new_tokens": 256}
 TRAIN = {"batch": 16, "new_tokens": 128, "matmul_sizes": [4096, 8192]}
@@ -52,7 +52,7 @@ def run(settings: Settings) -> dict[str, Any]:
 def measure(model_dir: str, name: str, settings: Settings) -> dict[str, Any]:
     roll, train = (SMALL_ROLLOUT, SMALL_TRAIN) if settings.small else (ROLLOUT, TRAIN)
     rollout = run_isolated(
-        "opsa.bench.generation:backend_side",
+        "benchmarks.generation:backend_side",
         {"backend": "vllm", "model_dir": model_dir,
          "prompts": [p for _, p in inputs.mixed_prompts(roll["prompts"])],
          "batch_sizes": [roll["batch"]], "max_new_tokens": roll["new_tokens"],
@@ -62,7 +62,7 @@ def measure(model_dir: str, name: str, settings: Settings) -> dict[str, Any]:
     )  # fmt: skip
     steps = settings.warmup + settings.reps + 1  # the last one is profiled, not timed
     training = run_isolated(
-        "opsa.bench.step_mfu:mfu_side",
+        "benchmarks.step_mfu:mfu_side",
         {"model_dir": model_dir, "pairs": inputs.mixed_prompts(train["batch"] * steps),
          "steps": steps, "max_new_tokens": train["new_tokens"], "mixed_precision": "bf16",
          "matmul_sizes": train["matmul_sizes"], "batch": train["batch"]},

@@ -22,10 +22,10 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from opsa.bench import inputs
-from opsa.bench.isolate import run_isolated
-from opsa.bench.step_vs_trl import BATCH, opsa_config, write_opsa_inputs
-from opsa.bench.suite import Settings
+from benchmarks import inputs
+from benchmarks.isolate import run_isolated
+from benchmarks.step_vs_trl import BATCH, opsa_config, write_opsa_inputs
+from benchmarks.suite import Settings
 
 PHASES = ("rollout", "teacher", "student_forward", "loss_backward", "optimizer")
 TARGET = 0.6
@@ -44,7 +44,7 @@ def run(settings: Settings) -> dict[str, Any]:
                   "max_new_tokens": new_tokens, "mixed_precision": precision,
                   "matmul_sizes": [256, 512] if settings.small else [1024, 2048, 3072]}  # fmt: skip
         log = settings.side_log(2, f"opsa_{precision}")
-        side = run_isolated("opsa.bench.step_mfu:mfu_side", kwargs, settings.threads, log)
+        side = run_isolated("benchmarks.step_mfu:mfu_side", kwargs, settings.threads, log)
         sides[precision] = precision_summary(side, settings.warmup, settings.reps)
     return summarise(sides)
 
@@ -109,7 +109,7 @@ def matmul_peak(dtype: str, sizes: list[int], reps: int = 5) -> float:
     where there is one, else this process's CPU threads)."""
     import torch
 
-    from opsa.bench.timing import repeat
+    from benchmarks.timing import repeat
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
     best = 0.0

@@ -1,5 +1,5 @@
 """Benchmark results: one JSON file per row under the output folder, and the markdown table
-the README shows, built from those files."""
+docs/benchmarks.md shows, built from those files."""
 
 from __future__ import annotations
 
