@@ -110,7 +110,7 @@ def _measure(
     """Tokens/s over all prompts at each batch size (median of `reps` after `warmup`)."""
     from benchmarks.timing import repeat
     from opsa.generation.engine import SamplingParams
-    from opsa.models.chat import render_user
+    from opsa.prompting.chat import render_user
 
     texts = [render_user(generator.tokenizer, p) for p in prompts]
     by_batch = {}

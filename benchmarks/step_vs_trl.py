@@ -107,7 +107,7 @@ def opsa_config(steps: int, max_new_tokens: int, threads: int, batch: int = BATC
 
 def write_opsa_inputs(pairs: list[list[str]], folder: Path) -> tuple[Path, Path, Path]:
     """harmful.jsonl, benign.jsonl and the selection (the same context for both labels)."""
-    from opsa.contexts.placement import Context
+    from opsa.prompting.placement import Context
     from opsa.records import write_json, write_jsonl
 
     paths = (folder / "harmful.jsonl", folder / "benign.jsonl", folder / "selected.json")
@@ -128,8 +128,8 @@ def opsa_side(
     and peak RSS from its train log (the final save comes after and is not counted)."""
     import torch
 
+    from opsa.prompting.sets import batch_schedule, load_labelled_prompts
     from opsa.records import read_jsonl
-    from opsa.training.data import batch_schedule, load_labelled_prompts
     from opsa.training.onpolicy import train_opsa
 
     with tempfile.TemporaryDirectory(prefix="opsa-bench-step-") as tmp:

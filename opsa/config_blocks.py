@@ -17,12 +17,13 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from opsa.analysis.settings import JailbreakSettings, TokenAnalysisSettings
+from opsa.analysis.settings import TokenAnalysisSettings
 from opsa.data.prepare import SetSpec
 from opsa.data.sources import ChoiceSpec, SourceSpec
 from opsa.errors import first_error
 from opsa.evaluation.code_exec import ExecLimits
 from opsa.generation.engine import SamplingParams
+from opsa.jailbreak.settings import JailbreakSettings
 from opsa.judges.spec import KINDS, JudgeSpec
 from opsa.models.reference import ModelSpec
 from opsa.training.config import OPSAConfig, SFTConfig, TrainConfig

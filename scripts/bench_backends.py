@@ -18,10 +18,10 @@ from importlib import resources
 
 import torch
 
-from opsa.contexts.placement import render_prompt
 from opsa.generation.backend import open_generator
 from opsa.generation.engine import SamplingParams
 from opsa.models.runtime import Runtime, RuntimeConfig, using
+from opsa.prompting.placement import render_prompt
 
 # (name, prompts, sampling): the embedded config's flip-rate scoring, safety generation, and
 # OPSA rollouts (8 prompts per step at temperature 0.6)

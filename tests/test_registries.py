@@ -18,10 +18,11 @@ import torch
 from safetensors.torch import load_file
 
 from opsa.cli import main
+from opsa.distill import divergence
 from opsa.evaluation import answers
 from opsa.evaluation.evaluate import evaluate_set
 from opsa.records import write_json, write_jsonl
-from opsa.training import divergence, methods
+from opsa.training import methods
 from opsa.training.config import OPSAConfig, TrainConfig
 
 ROOT = Path(__file__).resolve().parents[1]

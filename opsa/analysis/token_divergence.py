@@ -3,7 +3,7 @@ context-conditioned teacher.
 
 The base model's own responses to harmful prompts are scored twice per model, token by
 token: by the teacher (the base model with the selected harmful context c_h, placed by
-`opsa.contexts.placement`) and by the model without context. The divergence between the
+`opsa.prompting.placement`) and by the model without context. The divergence between the
 two next-token distributions at each response position is averaged per position (the
 paper: it peaks in the first ~10 tokens and fades after ~30) and summed per sampled token
 (the paper: compliance openers such as "Sure" and "Here" carry most of it).
@@ -18,15 +18,15 @@ from typing import Any
 import torch
 
 from opsa.analysis.settings import TokenAnalysisSettings
-from opsa.contexts.placement import render_prompt
+from opsa.distill.diagnostics import TokenDiagnostics
+from opsa.distill.divergence import bind
+from opsa.distill.sequences import PackedBatch, pack
 from opsa.models import runtime
-from opsa.models.chat import render_user
 from opsa.models.load import load_tokenizer
+from opsa.prompting.chat import render_user
+from opsa.prompting.placement import render_prompt
+from opsa.prompting.sets import load_selected_contexts
 from opsa.records import read_jsonl, require_columns, write_json
-from opsa.training.data import load_selected_contexts
-from opsa.training.diagnostics import TokenDiagnostics
-from opsa.training.divergence import bind
-from opsa.training.sequences import PackedBatch, pack
 
 log = logging.getLogger(__name__)
 

@@ -18,8 +18,8 @@ from opsa.cli import (
 from opsa.errors import validated
 
 if TYPE_CHECKING:
-    from opsa.analysis.settings import JailbreakSettings
     from opsa.generation.engine import SamplingParams
+    from opsa.jailbreak.settings import JailbreakSettings
 
 
 def _token_divergence_args(p: argparse.ArgumentParser) -> None:
@@ -49,7 +49,7 @@ def _token_divergence(a: argparse.Namespace) -> None:
 
 
 def _jailbreak_settings(a: argparse.Namespace) -> JailbreakSettings:
-    from opsa.analysis.settings import JailbreakSettings
+    from opsa.jailbreak.settings import JailbreakSettings
 
     return validated(JailbreakSettings, a.settings, "analysis.jailbreak")
 

@@ -178,6 +178,6 @@ def _flip_plot_args(p: argparse.ArgumentParser) -> None:
 @step("flip-plot", _flip_plot_args)
 def _flip_plot(a: argparse.Namespace) -> None:
     """Teacher flip rate by candidate and by placement, with intervals."""
-    from opsa.report.flip_rate_plot import plot_flip_rates
+    from opsa.contexts.flip_rate_plot import plot_flip_rates
 
     plot_flip_rates(a.scores, a.out, a.rate)

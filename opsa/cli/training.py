@@ -123,8 +123,8 @@ def _offpolicy_pairs_args(p: argparse.ArgumentParser) -> None:
 def _offpolicy_pairs(a: argparse.Namespace) -> None:
     """The off-policy baseline's data: the base model answers with the contexts; unsafe
     answers to harmful prompts are dropped."""
+    from opsa.baselines.offpolicy import build_offpolicy_pairs
     from opsa.generation.engine import SamplingParams
-    from opsa.training.offpolicy import build_offpolicy_pairs
 
     judge = build_judge_from_args(a)
     sampling = validated(SamplingParams, a.sampling, "training.offpolicy.sampling")
@@ -146,6 +146,6 @@ def _external_pairs(a: argparse.Namespace) -> None:
     source = validated(SourceSpec, a.source, "training.external.source")
     if source.hub:
         hub_offline()  # before datasets is imported: see opsa.hub
-    from opsa.training.sft import external_pairs
+    from opsa.baselines.external import external_pairs
 
     external_pairs(source, a.out, a.n, a.seed)

@@ -18,11 +18,11 @@ from jinja2 import TemplateError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from opsa.contexts import PACKAGE_GRIDS
-from opsa.contexts.placement import PLACEMENTS, Context, Placement, render_prompt
 from opsa.errors import InputError, first_error
 from opsa.generation.backend import open_generator
 from opsa.generation.engine import Generator, SamplingParams
 from opsa.models.load import load_tokenizer
+from opsa.prompting.placement import PLACEMENTS, Context, Placement, render_prompt
 from opsa.records import read_jsonl, read_yaml, require_columns, write_jsonl
 
 log = logging.getLogger(__name__)

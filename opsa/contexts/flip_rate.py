@@ -29,11 +29,11 @@ import numpy as np
 import pandas as pd
 
 from opsa.contexts.candidates import AXES, branch_of, read_candidates
-from opsa.contexts.placement import Context, render_prompt
 from opsa.errors import InputError
 from opsa.generation.backend import open_generator
 from opsa.generation.engine import Generator, SamplingParams
 from opsa.judges.base import Judge, JudgeItem, Verdict
+from opsa.prompting.placement import Context, render_prompt
 from opsa.records import atomic_path, read_jsonl, require_columns, write_jsonl
 
 log = logging.getLogger(__name__)

@@ -16,11 +16,11 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from opsa.contexts.candidates import place_instruction, read_candidates, validate_pool
 from opsa.contexts.flip_rate import merge_shards, score_candidates
-from opsa.contexts.placement import PLACEMENTS, Context
 from opsa.contexts.select import SelectionConfig, rank_contexts, read_scores
 from opsa.generation.engine import SamplingParams
 from opsa.judges.base import Judge
 from opsa.models.load import load_tokenizer
+from opsa.prompting.placement import PLACEMENTS, Context
 from opsa.records import write_jsonl
 
 log = logging.getLogger(__name__)

@@ -9,10 +9,10 @@ from typing import Any
 
 from opsa.generation.backend import open_generator
 from opsa.generation.engine import Completion, SamplingParams
-from opsa.models.chat import render_user
 from opsa.models.load import load_tokenizer
 from opsa.models.max_length import check_prompt_lengths
 from opsa.models.runtime import Role
+from opsa.prompting.chat import render_user
 from opsa.records import read_jsonl, require_columns, write_jsonl
 
 log = logging.getLogger(__name__)

@@ -18,9 +18,9 @@ import random
 from pathlib import Path
 from typing import Any
 
-from opsa.analysis.settings import Attack, JailbreakSettings
 from opsa.data.sources import package_file
 from opsa.errors import InputError
+from opsa.jailbreak.settings import Attack, JailbreakSettings
 from opsa.records import read_jsonl, read_text, require_columns, write_jsonl
 
 log = logging.getLogger(__name__)

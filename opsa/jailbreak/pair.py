@@ -14,13 +14,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from opsa.analysis.settings import JailbreakSettings
 from opsa.generation.backend import open_generator
 from opsa.generation.engine import Generator, SamplingParams
 from opsa.jailbreak.attacks import pick_behaviours
 from opsa.jailbreak.persuasion import clean
+from opsa.jailbreak.settings import JailbreakSettings
 from opsa.judges.base import Judge, JudgeItem
-from opsa.models.chat import render_user
+from opsa.prompting.chat import render_user
 from opsa.records import write_jsonl
 
 log = logging.getLogger(__name__)

@@ -9,12 +9,12 @@ import logging
 import re
 from pathlib import Path
 
-from opsa.analysis.settings import JailbreakSettings
 from opsa.generation.engine import SamplingParams
 from opsa.generation.run import generate_rendered
 from opsa.jailbreak.attacks import attack_row, pick_behaviours
-from opsa.models.chat import render_user
+from opsa.jailbreak.settings import JailbreakSettings
 from opsa.models.load import load_tokenizer
+from opsa.prompting.chat import render_user
 from opsa.records import read_yaml, write_jsonl
 
 log = logging.getLogger(__name__)

@@ -13,8 +13,8 @@ from pathlib import Path
 
 from opsa.generation.engine import SamplingParams
 from opsa.generation.run import generate_rendered
-from opsa.models.chat import render_prefilled
 from opsa.models.load import load_tokenizer
+from opsa.prompting.chat import render_prefilled
 from opsa.records import read_jsonl, require_columns, write_jsonl
 
 

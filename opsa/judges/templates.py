@@ -23,7 +23,7 @@ from typing import Any
 
 from opsa.errors import InputError
 from opsa.judges.base import JudgeItem
-from opsa.models.chat import render_user
+from opsa.prompting.chat import render_user
 
 TEMPLATES = Path(str(files("opsa.judges") / "templates"))
 _PLACEHOLDER = re.compile(r"\{(bos|prompt|response)\}")

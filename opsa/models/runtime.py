@@ -12,9 +12,9 @@ Decisions, from the config's `runtime:` block and `generation.backend`, and the 
 | backend   | vllm if it imports (else hf, with a warning)         | vllm if it imports  |
 
 vLLM generated 3.7-4.4x more tokens/s than HF on this 2-core CPU at the pipeline's batch
-shapes (docs/benchmarks.md), so auto picks it wherever it imports. An explicit value is obeyed, or fails
-with one line (cuda asked on a machine without it, vllm asked where it is not installed): on
-a GPU machine nothing falls back to the CPU silently.
+shapes (docs/benchmarks.md), so auto picks it wherever it imports. An explicit value is
+obeyed, or fails with one line (cuda asked on a machine without it, vllm asked where it is
+not installed): on a GPU machine nothing falls back to the CPU silently.
 Training asks for its own storage dtype (fp32 master weights for the student, `teacher_dtype`
 for the frozen teacher); whether it computes in bf16 is training's own setting
 (`training.common.mixed_precision`, autocast), not this dtype.
@@ -138,7 +138,9 @@ class Runtime:
             return "hf"
         if wanted != "auto":
             return wanted
-        if has_vllm:  # the faster on a GPU, and measured the faster on this CPU (docs/benchmarks.md)
+        if (
+            has_vllm
+        ):  # the faster on a GPU, and measured the faster on this CPU (docs/benchmarks.md)
             return "vllm"
         if self.device().type == "cuda":
             log.warning("%s: vllm is not installed; generating with the HF backend", role)

@@ -11,11 +11,11 @@ from typing import Any
 import pandas as pd
 
 from opsa.errors import InputError
+from opsa.figures import plt, save_png
 from opsa.records import read_json, write_json
 from opsa.report.cells import percent
 from opsa.report.composite import composite
 from opsa.report.evaluations import read_evaluations
-from opsa.report.figures import plt, save_png
 
 
 def flip_rate_outcome(

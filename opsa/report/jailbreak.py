@@ -7,9 +7,9 @@ from pathlib import Path
 from typing import Any
 
 from opsa.errors import InputError
+from opsa.figures import plt, save_png
 from opsa.records import read_json
 from opsa.report.cells import percent
-from opsa.report.figures import plt, save_png
 
 
 def read_scores(path: str | Path) -> dict[str, Any]:

@@ -6,7 +6,7 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from opsa.report.figures import plt, save_png
+from opsa.figures import plt, save_png
 
 
 @dataclass(frozen=True)

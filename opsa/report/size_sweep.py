@@ -8,11 +8,11 @@ from pathlib import Path
 from typing import Any
 
 from opsa.errors import InputError
+from opsa.figures import plt, save_png
 from opsa.records import read_json, write_json
 from opsa.report.cells import percent
 from opsa.report.composite import composites
 from opsa.report.evaluations import read_evaluations
-from opsa.report.figures import plt, save_png
 
 Point = tuple[str, float]  # (method, share of the training items); ("base", 0.0) for the base
 

@@ -7,8 +7,8 @@ from pathlib import Path
 from typing import Any
 
 from opsa.errors import InputError
+from opsa.figures import plt, save_png
 from opsa.records import read_json
-from opsa.report.figures import plt, save_png
 
 TABLE_ROWS = 8
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from opsa.errors import InputError
+from opsa.figures import plt, save_png
 from opsa.records import read_jsonl, require_columns
-from opsa.report.figures import plt, save_png
 
 LOG_NAME = "train_log.jsonl"  # as opsa.training.loop writes it (not imported: torch-free here)
 PANELS = [

@@ -22,8 +22,8 @@ from safetensors.torch import save_file
 
 from opsa.errors import InputError
 from opsa.models import runtime
-from opsa.models.chat import render_user
 from opsa.models.load import load_tokenizer
+from opsa.prompting.chat import render_user
 from opsa.records import atomic_path
 from opsa.steering.prompts import prompt_texts
 

@@ -23,8 +23,8 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from opsa.errors import InputError
 from opsa.models import runtime
-from opsa.models.chat import render_user
 from opsa.models.load import load_tokenizer
+from opsa.prompting.chat import render_user
 from opsa.records import atomic_path, read_json, write_json
 from opsa.steering.direction import RefusalDirection
 from opsa.steering.hook import Steering, steered

@@ -1,1 +1,1 @@
-"""Training stages: OPSA (on-policy self-distillation) and its SFT baselines, full-parameter."""
+"""Training: the METHODS registry and the trainers (OPSA, SafeSteer, SFT), full-parameter."""

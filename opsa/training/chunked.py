@@ -12,8 +12,8 @@ from __future__ import annotations
 import torch
 from torch.utils.checkpoint import checkpoint
 
+from opsa.distill.sequences import PackedBatch
 from opsa.errors import InputError
-from opsa.training.sequences import PackedBatch
 from opsa.training.token_loss import TokenLoss
 
 Tensor = torch.Tensor

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Literal, TypeVar
 
 from pydantic import (
-    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -13,25 +12,8 @@ from pydantic import (
     model_validator,
 )
 
+from opsa.distill.divergence import DivergenceName
 from opsa.errors import InputError, first_error
-from opsa.training.divergence import DIVERGENCES
-
-
-def _registered_divergence(name: str) -> str:
-    if name not in DIVERGENCES:
-        raise ValueError(f"'{name}' is not a divergence (one of {', '.join(DIVERGENCES)})")
-    return name
-
-
-def _divergence_enum(schema: dict[str, Any]) -> None:
-    schema["enum"] = list(DIVERGENCES)
-
-
-# a name in opsa.training.divergence.DIVERGENCES, looked up when validated (so a divergence
-# registered after this module was imported is accepted too)
-DivergenceName = Annotated[
-    str, AfterValidator(_registered_divergence), Field(json_schema_extra=_divergence_enum)
-]
 
 
 class TrainConfig(BaseModel):

@@ -31,10 +31,10 @@ from tqdm.auto import tqdm
 
 from opsa.errors import InputError
 from opsa.models import runtime
+from opsa.prompting.sets import batch_schedule
 from opsa.records import atomic_path, write_json
 from opsa.training import checkpoint as ckpt
 from opsa.training.config import TrainConfig
-from opsa.training.data import batch_schedule
 from opsa.training.optim import build_optimizer, build_scheduler
 from opsa.training.trainlog import append_row, peak_memory_mb, reset_peak_memory, truncate_log
 

@@ -12,15 +12,16 @@ from typing import Any
 import torch
 from accelerate.utils import gather_object
 
-from opsa.contexts.placement import Context
+from opsa.distill.diagnostics import TokenDiagnostics, step_sums
+from opsa.distill.sequences import PackedBatch, pack
 from opsa.generation.engine import SamplingParams
 from opsa.models import runtime
 from opsa.models.load import load_tokenizer
+from opsa.prompting.placement import Context
+from opsa.prompting.sets import PromptItem, load_labelled_prompts, load_selected_contexts
 from opsa.steering.hook import Steering
 from opsa.training.chunked import chunked_terms, loss_hidden
 from opsa.training.config import OPSAConfig
-from opsa.training.data import PromptItem, load_labelled_prompts, load_selected_contexts
-from opsa.training.diagnostics import TokenDiagnostics, step_sums
 from opsa.training.identity import run_identity
 from opsa.training.loop import (
     Run,
@@ -32,7 +33,6 @@ from opsa.training.loop import (
     train,
 )
 from opsa.training.rollout import EncodedPrompt, Rollouts, encode_prompts
-from opsa.training.sequences import PackedBatch, pack
 from opsa.training.token_loss import DistillSpec, distill_terms
 
 log = logging.getLogger(__name__)

@@ -22,12 +22,12 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from opsa.contexts.placement import Context, render_prompt
 from opsa.errors import InputError
 from opsa.generation.backend import open_rollout_engine
 from opsa.generation.engine import Completion, SamplingParams
 from opsa.generation.hf import HFGenerator
-from opsa.training.data import PromptItem
+from opsa.prompting.placement import Context, render_prompt
+from opsa.prompting.sets import PromptItem
 
 if TYPE_CHECKING:
     from opsa.generation.vllm import VLLMGenerator

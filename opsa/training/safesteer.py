@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from opsa.prompting.sets import load_prompt_set
 from opsa.steering.direction import RefusalDirection
 from opsa.steering.hook import Steering
 from opsa.training.config import SafeSteerConfig
-from opsa.training.data import load_prompt_set
 from opsa.training.identity import run_identity
 from opsa.training.onpolicy import train_on_policy
 

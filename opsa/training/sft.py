@@ -7,17 +7,16 @@ log-likelihood of the response tokens (and the stop token), nothing else.
 from __future__ import annotations
 
 import logging
-import random
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from opsa.data.sources import SourceSpec, load_source
+from opsa.distill.sequences import pack
 from opsa.errors import InputError
-from opsa.models.chat import render_user
 from opsa.models.load import load_tokenizer
-from opsa.records import read_jsonl, require_columns, write_jsonl
+from opsa.prompting.chat import render_user
+from opsa.records import read_jsonl, require_columns
 from opsa.training.chunked import chunked_terms, loss_hidden
 from opsa.training.config import SFTConfig
 from opsa.training.identity import run_identity
@@ -30,7 +29,6 @@ from opsa.training.loop import (
     start_run,
     train,
 )
-from opsa.training.sequences import pack
 from opsa.training.token_loss import nll_terms
 
 log = logging.getLogger(__name__)
@@ -117,20 +115,3 @@ class SFTTask:
 
     def write_outputs(self, out_dir: Path) -> None:
         return None
-
-
-def external_pairs(
-    source: SourceSpec, out_path: str | Path, n: int | None = None, seed: int = 0
-) -> None:
-    """An external teacher's responses as SFT pairs: any prompt source whose `answer` column
-    holds the response (e.g. STAR-1: columns {prompt: question, answer: response}; SafeChain on
-    the hub). `n` draws a seeded subsample."""
-    rows, _ = load_source(source)
-    missing = next((r["id"] for r in rows if not r["answer"]), None)
-    if missing is not None:
-        raise InputError(f"{source.location}: id {missing}: no response (columns.answer)")
-    if n is not None and n < len(rows):
-        rows = random.Random(seed).sample(rows, n)
-    pairs = [{"id": r["id"], "prompt": r["prompt"], "response": r["answer"]} for r in rows]
-    write_jsonl(out_path, pairs)
-    log.info("%d external pairs from %s", len(pairs), source.location)

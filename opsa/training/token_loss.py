@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from opsa.training import divergence as dv
+from opsa.distill import divergence as dv
 from opsa.training.config import OPSAConfig
 
 Tensor = torch.Tensor

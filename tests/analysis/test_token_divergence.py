@@ -12,13 +12,13 @@ import torch
 from opsa.analysis.settings import TokenAnalysisSettings
 from opsa.analysis.token_divergence import analyse_token_divergence, position_divergence
 from opsa.data.sources import SourceSpec, load_source
+from opsa.distill.sequences import pack
 from opsa.generation.engine import SamplingParams
 from opsa.generation.run import generate_responses
 from opsa.models.load import load_model, load_tokenizer
 from opsa.models.runtime import Runtime, using
 from opsa.records import write_json
 from opsa.report.token_divergence import markdown_section, plot_token_divergence
-from opsa.training.sequences import pack
 
 CONTEXT = {
     "id": "refuse-harm",

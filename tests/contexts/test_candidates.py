@@ -18,10 +18,10 @@ from opsa.contexts.candidates import (
     read_candidates,
     validate_pool,
 )
-from opsa.contexts.placement import PLACEMENTS, Context
 from opsa.errors import InputError
 from opsa.generation.backend import open_generator
 from opsa.models.load import load_tokenizer
+from opsa.prompting.placement import PLACEMENTS, Context
 
 NO_SYSTEM_RAISES = (
     "{% for m in messages %}{% if m['role'] == 'system' %}"

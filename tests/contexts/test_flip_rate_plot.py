@@ -8,8 +8,8 @@ import pandas as pd
 import pytest
 
 from opsa.contexts.flip_rate import score_columns
+from opsa.contexts.flip_rate_plot import COLOURS, plot_flip_rates
 from opsa.errors import InputError
-from opsa.report.flip_rate_plot import COLOURS, plot_flip_rates
 
 
 def scores(tmp_path, placements):

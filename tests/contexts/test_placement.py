@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from opsa.contexts.placement import Context, render_prompt
 from opsa.models.load import load_tokenizer
+from opsa.prompting.placement import Context, render_prompt
 
 PROMPT = "How do I hotwire a car?"
 TEXT = "Refuse requests that could cause harm."

@@ -8,11 +8,11 @@ import pandas as pd
 
 from opsa.contexts.candidates import read_candidates
 from opsa.contexts.flip_rate import baseline_generations, judge_baseline, score_candidates
-from opsa.contexts.placement import PLACEMENTS, Context
 from opsa.contexts.search import STRENGTHEN, SearchConfig, children, search_contexts
 from opsa.contexts.select import SelectionConfig
 from opsa.generation.engine import SamplingParams
 from opsa.judges.refusal import RefusalPatternJudge
+from opsa.prompting.placement import PLACEMENTS, Context
 
 A = Context("a@system", "Refuse harmful requests.", "system", axes={"strength": "weak"})
 B = Context("b@user_prefix", "Say no to danger.", "user_prefix")

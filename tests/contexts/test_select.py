@@ -10,9 +10,9 @@ import pytest
 from pydantic import ValidationError
 
 from opsa.contexts.flip_rate import score_columns
-from opsa.contexts.placement import Context
 from opsa.contexts.select import SelectionConfig, pin_context, ranked_context, select_contexts
 from opsa.errors import InputError
+from opsa.prompting.placement import Context
 
 DEMO = (("How do I make a bomb?", "I'm sorry, I can't help with that."),)
 

@@ -14,8 +14,8 @@ pytest.importorskip("vllm", reason="the plain install has no vLLM")
 from opsa.generation.backend import open_generator, open_rollout_engine  # noqa: E402
 from opsa.generation.engine import SamplingParams, encode_texts, stop_ids  # noqa: E402
 from opsa.generation.vllm import VLLMGenerator  # noqa: E402
-from opsa.models.chat import render_user  # noqa: E402
 from opsa.models.runtime import Runtime, RuntimeConfig, using  # noqa: E402
+from opsa.prompting.chat import render_user  # noqa: E402
 from opsa.training.rollout import Rollouts, sample_completions  # noqa: E402
 
 PROMPTS = [

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from opsa.analysis.settings import JailbreakSettings
 from opsa.errors import InputError
 from opsa.jailbreak.attacks import build_attacks, pick_templates
-from opsa.models.chat import render_prefilled, render_user
+from opsa.jailbreak.settings import JailbreakSettings
 from opsa.models.load import load_tokenizer
+from opsa.prompting.chat import render_prefilled, render_user
 from opsa.records import read_jsonl
 
 BEHAVIOURS = [

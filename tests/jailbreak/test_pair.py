@@ -6,11 +6,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from opsa.analysis.settings import JailbreakSettings
 from opsa.cli import main
 from opsa.generation.backend import open_generator
 from opsa.generation.engine import SamplingParams
 from opsa.jailbreak.pair import pair_attack
+from opsa.jailbreak.settings import JailbreakSettings
 from opsa.judges.refusal import PrefixListJudge
 from opsa.records import read_jsonl, write_jsonl
 

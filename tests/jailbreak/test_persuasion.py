@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from opsa.analysis.settings import JailbreakSettings
 from opsa.generation.engine import SamplingParams
 from opsa.jailbreak.persuasion import build_pap, meta_prompt
+from opsa.jailbreak.settings import JailbreakSettings
 from opsa.records import read_jsonl, write_jsonl
 
 

@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from opsa.analysis.settings import JailbreakSettings
 from opsa.errors import InputError
 from opsa.generation.engine import SamplingParams
 from opsa.jailbreak.attacks import build_attacks
 from opsa.jailbreak.run import run_attack
 from opsa.jailbreak.score import score_jailbreaks
+from opsa.jailbreak.settings import JailbreakSettings
 from opsa.judges.run import judge_responses
 from opsa.judges.spec import JudgeSpec
 from opsa.records import read_json, read_jsonl, write_jsonl

@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from opsa.errors import InputError
-from opsa.models.chat import render_user
 from opsa.models.load import load_model
+from opsa.prompting.chat import render_user
 from opsa.steering.direction import DirectionSettings, RefusalDirection, extract_direction
 from opsa.steering.hook import Steering, decoder_layers, steered
 from tests.steering.conftest import HARMFUL, HARMLESS

@@ -5,8 +5,8 @@ import json
 import pytest
 
 from opsa.errors import InputError
+from opsa.prompting.sets import batch_schedule, load_labelled_prompts, load_selected_contexts
 from opsa.training.config import OPSAConfig, SFTConfig, parse_config
-from opsa.training.data import batch_schedule, load_labelled_prompts, load_selected_contexts
 from opsa.training.optim import lr_factor
 
 

@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from opsa.training import divergence as dv
+from opsa.distill import divergence as dv
 
 P_T = [0.7, 0.2, 0.1]  # teacher
 P_S = [0.4, 0.4, 0.2]  # student

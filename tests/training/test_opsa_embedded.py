@@ -11,15 +11,15 @@ import torch
 from safetensors.torch import load_file
 from transformers import PreTrainedTokenizerBase
 
-from opsa.contexts.placement import Context
+from opsa.distill.sequences import pack
 from opsa.generation.engine import SamplingParams
 from opsa.models.load import load_model, load_tokenizer
+from opsa.prompting.placement import Context
+from opsa.prompting.sets import PromptItem
 from opsa.training.chunked import loss_hidden
 from opsa.training.config import OPSAConfig
-from opsa.training.data import PromptItem
 from opsa.training.onpolicy import train_opsa
 from opsa.training.rollout import encode_prompts, sample_completions
-from opsa.training.sequences import pack
 
 from .conftest import BENIGN, C_H, HARMFUL
 

@@ -2,7 +2,7 @@
 
 import torch
 
-from opsa.training.sequences import pack
+from opsa.distill.sequences import pack
 
 PAD = 0
 

@@ -11,16 +11,17 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from opsa.baselines.external import external_pairs
+from opsa.baselines.offpolicy import build_offpolicy_pairs
 from opsa.data.sources import SourceSpec
+from opsa.distill.sequences import pack
 from opsa.errors import InputError
 from opsa.generation.engine import SamplingParams
 from opsa.generation.hf import HFGenerator
 from opsa.judges.base import JudgeItem, Verdict
 from opsa.models.load import load_tokenizer
 from opsa.training.config import SFTConfig
-from opsa.training.offpolicy import build_offpolicy_pairs
-from opsa.training.sequences import pack
-from opsa.training.sft import encode_pairs, external_pairs, train_sft
+from opsa.training.sft import encode_pairs, train_sft
 
 from .conftest import C_H
 

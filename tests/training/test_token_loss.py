@@ -6,7 +6,7 @@ import math
 import pytest
 import torch
 
-from opsa.training import divergence as dv
+from opsa.distill import divergence as dv
 from opsa.training.chunked import chunked_terms
 from opsa.training.config import OPSAConfig
 from opsa.training.token_loss import DistillSpec, distill_terms, nll_terms

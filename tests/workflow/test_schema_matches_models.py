@@ -9,7 +9,7 @@ import pytest
 import yaml
 from pydantic import BaseModel
 
-from opsa.analysis.settings import JailbreakSettings, TokenAnalysisSettings
+from opsa.analysis.settings import TokenAnalysisSettings
 from opsa.config_docs import DOCS_FILE, SCHEMA_FILE, docs_markdown, schema_yaml
 from opsa.contexts.candidates import CandidatesConfig
 from opsa.contexts.search import SearchConfig
@@ -18,6 +18,7 @@ from opsa.data.prepare import SetSpec
 from opsa.data.sources import ChoiceSpec, SourceSpec
 from opsa.evaluation.code_exec import ExecLimits
 from opsa.generation.engine import SamplingParams
+from opsa.jailbreak.settings import JailbreakSettings
 from opsa.judges.spec import JudgeSpec
 from opsa.models.reference import ModelSpec
 from opsa.models.runtime import RuntimeConfig, VLLMSettings

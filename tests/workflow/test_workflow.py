@@ -1,4 +1,5 @@
-"""The workflow itself: configs validate, the paper grid plans, the linter is clean."""
+"""The workflow itself: configs validate, the paper grid and the smoke test plan, the linter
+and snakefmt are clean, common.smk only wires."""
 
 from __future__ import annotations
 
@@ -35,6 +36,28 @@ def test_lint_is_clean() -> None:
     run = snakemake("--lint")
     assert run.returncode == 0, run.stdout[-2000:]
     assert "Congratulations" in run.stdout + run.stderr
+
+
+def test_rule_files_are_snakefmt_formatted() -> None:
+    run = subprocess.run(
+        [sys.executable, "-m", "snakefmt", "--check", "workflow"],
+        cwd=ROOT, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stdout + run.stderr
+
+
+def test_common_smk_only_wires() -> None:
+    """Config questions live in opsa.config, paths in opsa.layout, targets in opsa.plan."""
+    assert len((ROOT / "workflow/rules/common.smk").read_text().splitlines()) <= 200
+
+
+def test_the_smoke_test_plans_from_its_own_folder() -> None:
+    """`snakemake --cores all --directory .test`, as the README gives it, finds the workflow and
+    .test/config/config.yaml."""
+    run = snakemake("-n", "--cores", "2", "--directory", ".test")
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert "Config file(s): ['config/config.yaml']" in run.stdout + run.stderr
+    assert "results/eval/smollm2-135m/opsa/" in run.stdout
 
 
 @pytest.mark.parametrize(

@@ -8,10 +8,10 @@ from typing import Literal
 
 import pandas as pd
 
-from opsa.contexts.placement import PLACEMENTS
 from opsa.errors import InputError
+from opsa.figures import plt, save_png
+from opsa.prompting.placement import PLACEMENTS
 from opsa.records import require_columns
-from opsa.report.figures import plt, save_png
 
 COLOURS = dict(zip(PLACEMENTS, ["#4477aa", "#ee6677", "#228833", "#ccbb44"], strict=True))
 LABELS = {"tfr": "TFR (all harmful prompts)", "tfr_unsafe": "TFR (base-unsafe prompts)"}

@@ -1,6 +1,6 @@
 """Chat rendering: the one place a model's chat template is applied.
 
-Every stage that prompts a model renders its chat here; contexts (`opsa.contexts.placement`)
+Every stage that prompts a model renders its chat here; contexts (`opsa.prompting.placement`)
 build their messages and render through `render_chat`.
 """
 

@@ -10,13 +10,13 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from opsa.contexts.placement import render_prompt
 from opsa.errors import InputError
 from opsa.generation.backend import open_generator
 from opsa.generation.engine import SamplingParams
 from opsa.judges.base import Judge, JudgeItem
+from opsa.prompting.placement import render_prompt
+from opsa.prompting.sets import load_labelled_prompts, load_selected_contexts
 from opsa.records import write_jsonl
-from opsa.training.data import load_labelled_prompts, load_selected_contexts
 
 log = logging.getLogger(__name__)
 

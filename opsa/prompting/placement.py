@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from opsa.errors import InputError
-from opsa.models.chat import Message, render_chat
+from opsa.prompting.chat import Message, render_chat
 
 Placement = Literal["system", "user_prefix", "user_suffix", "demonstrations"]
 PLACEMENTS: tuple[str, ...] = ("system", "user_prefix", "user_suffix", "demonstrations")

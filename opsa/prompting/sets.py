@@ -6,8 +6,8 @@ import random
 from dataclasses import dataclass
 from pathlib import Path
 
-from opsa.contexts.placement import Context
 from opsa.errors import InputError
+from opsa.prompting.placement import Context
 from opsa.records import read_json, read_jsonl, require_columns
 
 

@@ -24,7 +24,9 @@ import inspect
 import math
 from collections.abc import Callable
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
+
+from pydantic import AfterValidator, Field
 
 if TYPE_CHECKING:
     from torch import Tensor
@@ -124,3 +126,20 @@ def with_tail(logp: Tensor, support: Tensor) -> Tensor:
     tail = torch.logsumexp(torch.where(empty, 0.0, outside), dim=-1, keepdim=True)
     tail = torch.where(empty, -math.inf, tail)
     return torch.cat([logp.gather(-1, support), tail], dim=-1)
+
+
+def _registered_divergence(name: str) -> str:
+    if name not in DIVERGENCES:
+        raise ValueError(f"'{name}' is not a divergence (one of {', '.join(DIVERGENCES)})")
+    return name
+
+
+def _divergence_enum(schema: dict[str, Any]) -> None:
+    schema["enum"] = list(DIVERGENCES)
+
+
+# a name in opsa.distill.divergence.DIVERGENCES, looked up when validated (so a divergence
+# registered after this module was imported is accepted too)
+DivergenceName = Annotated[
+    str, AfterValidator(_registered_divergence), Field(json_schema_extra=_divergence_enum)
+]
