@@ -98,3 +98,26 @@ def test_no_results_committed() -> None:
         ["git", "ls-files", "results", "logs"], cwd=ROOT, capture_output=True, text=True
     ).stdout
     assert tracked == ""
+
+
+def test_a_trained_variant_is_evaluated_with_its_training_seed(tmp_path: Path) -> None:
+    """The report pairs variants by the seed their evaluation records carry: the first seed (0,
+    a falsy value) is passed too, and the base model has none. SafeSteer alone trains without
+    the context checkpoint, so a dry run plans its evaluations."""
+    config = yaml.safe_load((ROOT / ".test/config/config.yaml").read_text())
+    config["training"]["methods"] = ["safesteer"]
+    config["training"]["seeds"] = [0, 2]
+    config["training"]["common"].pop("seed", None)
+    path = tmp_path / "safesteer.yaml"
+    path.write_text(yaml.safe_dump(config))
+    run = snakemake(
+        "-n", "-p", "--cores", "2", "--configfile", str(path), "--replace-workflow-config",
+        "--directory", str(tmp_path), "--snakefile", str(ROOT / "workflow/Snakefile"),
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr[-2000:]
+    commands = [line for line in run.stdout.splitlines() if " evaluate --role " in line]
+    named = {v: [c for c in commands if f"--variant {v} " in c] for v in ("base", "safesteer")}
+    named["seed2"] = [c for c in commands if "--variant safesteer-seed2 " in c]
+    assert named["safesteer"] and all("--training-seed 0 " in c for c in named["safesteer"])
+    assert named["seed2"] and all("--training-seed 2 " in c for c in named["seed2"])
+    assert named["base"] and not any("--training-seed" in c for c in named["base"])

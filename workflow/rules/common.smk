@@ -135,8 +135,8 @@ def training_input_args(wc, input):
 
 
 def optional_arg(flag, value):
-    """`--flag 'value'`, or nothing when the value is unset."""
-    return f"{flag} {shlex.quote(str(value))}" if value else ""
+    """`--flag 'value'`, or nothing when the value is unset (None or empty; 0 is a value)."""
+    return "" if value is None or value == "" else f"{flag} {shlex.quote(str(value))}"
 
 
 def analysis(name):
