@@ -152,11 +152,16 @@ class Plan:
             for d in self.harmful_sets()
         ]
 
+    def jailbreak_judge(self) -> str:
+        """The judge of the jailbreak analysis: its own `judge`, else the safety judge."""
+        own = self.config["analysis"]["jailbreak"].get("judge")
+        return own or self.config["evaluation"]["safety_judge"]
+
     def jailbreak_judgments(self, model: str) -> dict[str, str]:
         """(variant:attack) -> judgments of `model`'s base and each method's first-seed variant
         under every attack (further seeds would multiply the costliest evaluation)."""
         jailbreak = self.config["analysis"]["jailbreak"]
-        judge = jailbreak.get("judge") or self.config["evaluation"]["safety_judge"]
+        judge = self.jailbreak_judge()
         first_seed = [BASE.name, *self.config["training"]["methods"]]
         return {
             f"{variant}:{attack}": fill(

@@ -155,7 +155,7 @@ def analysis_set(name):
 
 
 def jailbreak_judge():
-    return analysis("jailbreak").get("judge") or config["evaluation"]["safety_judge"]
+    return plan.jailbreak_judge()
 
 
 def jailbreak_attacker():
