@@ -12,6 +12,7 @@ the config names. The blocks are in `opsa.config_blocks`.
 
 from __future__ import annotations
 
+import logging
 import re
 import sys
 from collections.abc import Iterable
@@ -37,11 +38,13 @@ from opsa.config_blocks import (
 from opsa.contexts import PACKAGE_GRIDS
 from opsa.data.prepare import TEST_COLUMNS, SetSpec
 from opsa.errors import InputError, first_error
-from opsa.judges.spec import JudgeSpec
+from opsa.judges.spec import MODEL_FREE, JudgeSpec
 from opsa.layout import BASE, TFR_POSITIONS, Variant
 from opsa.models.reference import ModelSpec
 from opsa.records import read_yaml
 from opsa.training.methods import METHODS
+
+log = logging.getLogger(__name__)
 
 SCHEMA_FILE = Path(__file__).resolve().parents[1] / "workflow/schemas/config.schema.yaml"
 
@@ -330,7 +333,11 @@ def check_references(cfg: PipelineConfig) -> None:
         _defined(judge, cfg.judges, where, "judges")
     for role in ("train_harmful", "train_benign"):
         _one_set_with_role(cfg, role, required=bool(cfg.training.methods))
+    gated = cfg.contexts.selection.get("gate", {}).get("enabled", True)
+    scored = cfg.needs_context_search() and not cfg.context_pinned()
+    _one_set_with_role(cfg, "select_borderline", required=scored and gated)
     _check_analyses(cfg)
+    _filter_is_not_the_metric(cfg)
     if "external_teacher" in cfg.training.methods and cfg.training.external.source is None:
         raise InputError(
             "config key 'training.external.source': method external_teacher needs a source "
@@ -395,9 +402,9 @@ def _defined(name: str, block: dict[str, Any], where: str, block_name: str) -> N
 
 def _judge_model(name: str, spec: JudgeSpec, models: dict[str, ModelSpec]) -> None:
     where = f"judges.{name}.model"
-    if spec.kind == "refusal_pattern":
+    if spec.kind in MODEL_FREE:
         if spec.model is not None:
-            raise InputError(f"config key '{where}': kind refusal_pattern takes no model")
+            raise InputError(f"config key '{where}': kind {spec.kind} takes no model")
         return
     if spec.model is None:
         raise InputError(
@@ -406,8 +413,21 @@ def _judge_model(name: str, spec: JudgeSpec, models: dict[str, ModelSpec]) -> No
     _defined(spec.model, models, where, "models")
 
 
+def _filter_is_not_the_metric(cfg: PipelineConfig) -> None:
+    """A warning when the off-policy baseline keeps only the responses the evaluation's own
+    safety judge calls safe: it is then trained on exactly what the metric rewards."""
+    if "offpolicy_sd" in cfg.training.methods and (
+        cfg.training.offpolicy.judge == cfg.evaluation.safety_judge
+    ):
+        log.warning(
+            "config key 'training.offpolicy.judge': the off-policy baseline is filtered by the "
+            "evaluation's safety judge '%s', so it trains on what the metric rewards",
+            cfg.evaluation.safety_judge,
+        )
+
+
 def _one_set_with_role(cfg: PipelineConfig, role: str, required: bool) -> None:
-    """One set of a training role; none is allowed when nothing is trained."""
+    """One set of a role; none is allowed where nothing needs it."""
     names = cfg.datasets_with_role(role)
     if len(names) > 1 or (required and not names):
         raise InputError(

@@ -242,6 +242,12 @@ class Contexts(Block):
     ] = Field({}, description="where the candidate pool comes from")
     n_harmful: int = Field(32, ge=1, description="harmful prompts each candidate is scored on")
     n_benign: int = Field(32, ge=1, description="benign prompts each candidate is scored on")
+    n_borderline: int = Field(
+        32,
+        ge=1,
+        description="borderline benign prompts (the set of role select_borderline) each "
+        "candidate's teacher is measured on",
+    )
     shards: int = Field(1, ge=1, description="parallel scoring jobs")
     judge: str = Field("refusal", description="the judge (under judges) of the flip rates")
     sampling: Annotated[SamplingParams, SAMPLING] = Field(
@@ -283,7 +289,16 @@ class OffPolicy(Block):
     """The off-policy baseline's training pairs: the base model's responses with the selected
     contexts, kept where the judge finds them safe."""
 
-    judge: str = Field("refusal", description="the judge (under judges) of the responses")
+    judge: str = Field(
+        "refusal",
+        description="the judge (under judges) of the responses; a warning when it is the "
+        "evaluation's safety judge",
+    )
+    filter: bool = Field(
+        True,
+        description="drop the harmful-prompt responses the judge calls unsafe (false: keep "
+        "every non-empty response, to measure what the filter does)",
+    )
     sampling: Annotated[SamplingParams, SAMPLING] = Field(
         default_factory=lambda: SamplingParams(temperature=0.6),
         description="decoding of the responses",

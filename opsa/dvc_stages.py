@@ -74,7 +74,7 @@ STAGES = (
     Stage(
         "report", "",
         (
-            "report", "training-curves", "size-sweep", "grid-report", "flip-plot",
+            "report", "training-curves", "size-sweep", "grid-report", "flip-plot", "teacher-plot",
             "token-divergence", "flip-rate-outcome", "jailbreak-attacks", "jailbreak-paraphrase",
             "jailbreak-generate", "jailbreak-pair", "jailbreak-score", "validate-judge",
         ),
@@ -86,7 +86,8 @@ STAGES = (
         ),
         metrics=(P.summary_json,),
         plots=(
-            P.safety_vs_reasoning, P.flip_rate_plot, P.token_divergence_plot, P.jailbreak_plot,
+            P.safety_vs_reasoning, P.flip_rate_plot, P.teacher_plot, P.token_divergence_plot,
+            P.jailbreak_plot,
             P.training_curves_plot, P.size_sweep_plot, P.flip_rate_outcome_plot,
         ),
     ),

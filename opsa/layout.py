@@ -46,12 +46,14 @@ class Paths:
     searched_flip_rates = "results/contexts/{model}/search/flip_rates.csv"
     selected = "results/contexts/{model}/selected.json"
     ranking = "results/contexts/{model}/ranking.csv"
+    teachers = "results/contexts/{model}/teachers.json"
     chosen = "results/contexts/{model}/chosen/{harmful}--{benign}.json"
     ranked_context = "results/contexts/{model}/tfr/{position}.json"
     # training data of the baselines, SafeSteer's steering files
     offpolicy_pairs = "results/training_data/{model}/offpolicy.jsonl"
     external_pairs = "results/training_data/external.jsonl"
     direction = "results/steering/{model}/direction.safetensors"
+    direction_scan = "results/steering/{model}/direction_scan.json"
     safety_tokens = "results/steering/{model}/safety_tokens.json"
     safety_token_table = "results/steering/{model}/safety_tokens.md"
     # generation, judges, evaluation
@@ -77,6 +79,7 @@ class Paths:
     grid_csv = "results/report/grid.csv"
     grid_md = "results/report/grid.md"
     flip_rate_plot = "results/report/flip_rates/{model}.png"
+    teacher_plot = "results/report/teachers/{model}.png"
     token_divergence_plot = "results/report/token_divergence/{model}.png"
     jailbreak_plot = "results/report/jailbreak/{model}.png"
     training_curves_plot = "results/report/training/{model}.png"

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from opsa.contexts import PACKAGE_GRIDS
+from opsa.judges.spec import MODEL_FREE
 from opsa.layout import BASE, TFR_POSITIONS, Paths, Variant, fill
 
 PACKAGE = Path(__file__).resolve().parent  # the package the rules run, with its data files
@@ -74,6 +75,14 @@ class Plan:
         wanted = self.cfg.needs_context_search() and not self.cfg.context_pinned()
         return self.per_policy(Paths.flip_rate_plot, wanted)
 
+    def teacher_plots(self) -> list[str]:
+        wanted = self.cfg.needs_context_search() and not self.cfg.context_pinned()
+        return self.per_policy(Paths.teacher_plot, wanted)
+
+    def teacher_files(self) -> list[str]:
+        """Each policy's teachers.json, for the report (none when nothing uses contexts)."""
+        return self.per_policy(Paths.teachers, self.cfg.needs_context_search())
+
     def token_divergences(self) -> list[str]:
         wanted = self.config["analysis"]["token_divergence"]["enabled"]
         return self.per_policy(Paths.token_divergence, wanted and self.cfg.needs_context_search())
@@ -92,6 +101,11 @@ class Plan:
         wanted = "safesteer" in self.config["training"]["methods"]
         return self.per_policy(Paths.safety_token_table, wanted)
 
+    def direction_scans(self) -> list[str]:
+        wanted = "safesteer" in self.config["training"]["methods"]
+        search = self.config["training"]["safesteer"]["direction"].get("search") is not None
+        return self.per_policy(Paths.direction_scan, wanted and search)
+
     def training_curves(self) -> list[str]:
         return self.per_policy(Paths.training_curves_plot, bool(self.cfg.trained_variants()))
 
@@ -103,6 +117,7 @@ class Plan:
     def final(self) -> list[str]:
         return [
             *self.flip_rate_plots(),
+            *self.teacher_plots(),
             Paths.summary_md,
             Paths.summary_csv,
             Paths.safety_vs_reasoning,
@@ -185,14 +200,21 @@ class Plan:
         return files
 
     def data_inputs(self, dataset: str) -> dict[str, list[str]]:
-        """A set's own files; an evaluation set also reads the training sets it must not
-        contain (training sets never read evaluation sets)."""
+        """A set's own files; an evaluation set also reads the training sets and the
+        selection split's borderline set, which it must not contain (those never read
+        evaluation sets, so adding an evaluation set retrains nothing)."""
         spec = self.config["datasets"][dataset]
         inputs = {"sources": self.source_files(spec["sources"])}
         if spec["role"] in EVAL_ROLES:
-            names = self.cfg.datasets_with_role(*TRAIN_ROLES)
+            names = self.cfg.datasets_with_role(*TRAIN_ROLES, "select_borderline")
             inputs["training"] = [fill(Paths.data, dataset=name) for name in names]
         return inputs
+
+    def borderline_sets(self) -> list[str]:
+        """The selection split's borderline prompts the teachers are measured on (none when
+        the config has no set of role select_borderline)."""
+        names = self.cfg.datasets_with_role("select_borderline")
+        return [fill(Paths.data, dataset=name) for name in names]
 
     def judge_models(self, judge: str) -> list[str]:
         """The prepared checkpoint a guard-model judge runs on (none for pattern judges)."""
@@ -202,7 +224,7 @@ class Plan:
     def judge_files(self, judge: str) -> list[str]:
         """The phrase or template files a judge reads."""
         spec = self.config["judges"][judge]
-        if spec["kind"] == "refusal_pattern":
+        if spec["kind"] in MODEL_FREE:
             return package_files("judges/resources", "*.txt")
         template = spec.get("template")
         if template is None:

@@ -30,8 +30,10 @@ def build_offpolicy_pairs(
     sampling: SamplingParams,
     out_path: str | Path,
     trust_remote_code: bool = False,
+    filter_unsafe: bool = True,
 ) -> None:
-    """Write JSONL pairs {id, prompt, response, label, context_id, judge} for `train_sft`."""
+    """Write JSONL pairs {id, prompt, response, label, context_id, judge} for `train_sft`;
+    without `filter_unsafe`, unsafe responses are kept too (the filter's own effect)."""
     items = load_labelled_prompts(harmful_path, benign_path)
     c_h, c_b = load_selected_contexts(selected_contexts_path)
     contexts = {"harmful": c_h, "benign": c_b}
@@ -54,7 +56,11 @@ def build_offpolicy_pairs(
                         "judge": judge.name,
                     }
                 )
-    kept = _drop_unsafe(rows, judge)
+    if filter_unsafe:
+        kept = _drop_unsafe(rows, judge)
+    else:
+        kept = rows
+        log.info("off-policy pairs: no filter, %d pairs kept", len(rows))
     if not kept:
         raise InputError(f"{harmful_path}: no usable off-policy pairs (all empty or unsafe)")
     write_jsonl(out_path, kept)

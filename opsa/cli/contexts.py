@@ -37,6 +37,8 @@ def _flip_baseline_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--benign", type=Path, required=True)
     p.add_argument("--n-harmful", type=int, required=True)
     p.add_argument("--n-benign", type=int, required=True)
+    p.add_argument("--borderline", type=Path, help="borderline benign prompts (diagnostics)")
+    p.add_argument("--n-borderline", type=int, default=None)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--sampling", type=json_arg, default={})
     p.add_argument("--out", type=Path, required=True)
@@ -50,8 +52,9 @@ def _flip_baseline(a: argparse.Namespace) -> None:
 
     sampling = validated(SamplingParams, a.sampling, "contexts.sampling")
     baseline_generations(
-        a.model_dir, a.harmful, a.benign, a.n_harmful, a.n_benign, a.seed, sampling, a.out
-    )
+        a.model_dir, a.harmful, a.benign, a.n_harmful, a.n_benign, a.seed, sampling, a.out,
+        a.borderline, a.n_borderline,
+    )  # fmt: skip
 
 
 def _flip_judge_baseline_args(p: argparse.ArgumentParser) -> None:
@@ -142,15 +145,21 @@ def _select_context_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--selection", type=json_arg, default={})
     p.add_argument("--out", type=Path, required=True, help="the selected contexts (.json)")
     p.add_argument("--ranking", type=Path, required=True, help="the ranking table (.csv)")
+    p.add_argument("--teachers", type=Path, required=True, help="the teacher points (.json)")
+    p.add_argument("--bootstrap", type=int, default=1000, help="resamples of the pair's point")
+    p.add_argument("--seed", type=int, default=0)
 
 
 @step("select-context", _select_context_args)
 def _select_context(a: argparse.Namespace) -> None:
-    """c_h and c_b from the flip-rate ranking (or pinned ids): ranking.csv, selected.json."""
+    """c_h and c_b from the flip-rate ranking among the teachers that pass the gate (or pinned
+    ids): ranking.csv, teachers.json, selected.json."""
     from opsa.contexts.select import SelectionConfig, select_contexts
 
     selection = validated(SelectionConfig, a.selection, "contexts.selection")
-    select_contexts(a.scores, a.candidates, selection, a.out, a.ranking)
+    select_contexts(
+        a.scores, a.candidates, selection, a.out, a.ranking, a.teachers, a.bootstrap, a.seed
+    )
 
 
 def _ranked_context_args(p: argparse.ArgumentParser) -> None:
@@ -181,3 +190,16 @@ def _flip_plot(a: argparse.Namespace) -> None:
     from opsa.contexts.flip_rate_plot import plot_flip_rates
 
     plot_flip_rates(a.scores, a.out, a.rate)
+
+
+def _teacher_plot_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--teachers", type=Path, required=True)
+    p.add_argument("--out", type=Path, required=True)
+
+
+@step("teacher-plot", _teacher_plot_args)
+def _teacher_plot(a: argparse.Namespace) -> None:
+    """Every candidate's teacher against the base, in the over-refusal/compliance plane."""
+    from opsa.contexts.teacher_plot import plot_teachers
+
+    plot_teachers(a.teachers, a.out)

@@ -190,6 +190,10 @@ def _report_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--baseline", default="offpolicy_sd", help="the method every other is compared to"
     )
+    p.add_argument("--teachers", type=Path, nargs="*", default=[], help="teachers.json files")
+    p.add_argument(
+        "--direction-scans", type=Path, nargs="*", default=[], help="SafeSteer direction scans"
+    )
     for name in ("csv", "json", "paired", "md", "plot"):
         p.add_argument(f"--out-{name}", type=Path, required=True)
 
@@ -203,6 +207,7 @@ def _report(a: argparse.Namespace) -> None:
         jailbreak,
         safesteer,
         size_sweep,
+        teachers,
         token_divergence,
         training_curves,
     )
@@ -217,8 +222,14 @@ def _report(a: argparse.Namespace) -> None:
         (training_curves, a.training_curves),
     ]
     sections = [module.markdown_section(paths) for module, paths in analyses if paths]
+    if a.direction_scans:
+        sections.append(safesteer.scan_section(a.direction_scans))
+    if a.teachers:
+        sections.insert(0, teachers.markdown_section(a.teachers))
+    warnings = teachers.warnings(a.teachers) + safesteer.scan_warnings(a.direction_scans)
+    extra = {"teachers": teachers.metrics(a.teachers)} if a.teachers else {}
     outs = ReportFiles(a.out_csv, a.out_json, a.out_paired, a.out_md, a.out_plot)
-    write_report(a.evals, outs, sections, a.baseline)
+    write_report(a.evals, outs, sections, a.baseline, warnings, extra)
 
 
 def _training_curves_args(p: argparse.ArgumentParser) -> None:

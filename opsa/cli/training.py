@@ -77,15 +77,17 @@ def _steering_direction_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--harmless", type=Path, required=True, help="harmless prompts")
     p.add_argument("--settings", type=json_arg, default={}, help="training.safesteer.direction")
     p.add_argument("--out", type=Path, required=True, help="the direction (.safetensors)")
+    p.add_argument("--scan", type=Path, help="the (layer, position) scan's scores (.json)")
 
 
 @step("steering-direction", _steering_direction_args)
 def _steering_direction(a: argparse.Namespace) -> None:
-    """SafeSteer's refusal direction: harmful minus harmless mean hidden state at one layer."""
+    """SafeSteer's refusal direction: harmful minus harmless mean hidden state, at the layer and
+    position the scan chooses (with --scan) or the configured ones."""
     from opsa.steering.direction import DirectionSettings, write_direction
 
     settings = validated(DirectionSettings, a.settings, "training.safesteer.direction")
-    write_direction(a.model_dir, a.harmful, a.harmless, settings, a.out)
+    write_direction(a.model_dir, a.harmful, a.harmless, settings, a.out, scan_out=a.scan)
 
 
 def _safety_tokens_args(p: argparse.ArgumentParser) -> None:
@@ -116,6 +118,7 @@ def _offpolicy_pairs_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--benign", type=Path, required=True)
     p.add_argument("--contexts", type=Path, required=True, help="the selected contexts")
     p.add_argument("--sampling", type=json_arg, default={})
+    p.add_argument("--no-filter", action="store_true", help="keep unsafe responses too")
     judge_args(p)
 
 
@@ -128,7 +131,10 @@ def _offpolicy_pairs(a: argparse.Namespace) -> None:
 
     judge = build_judge_from_args(a)
     sampling = validated(SamplingParams, a.sampling, "training.offpolicy.sampling")
-    build_offpolicy_pairs(a.model_dir, a.harmful, a.benign, a.contexts, judge, sampling, a.out)
+    build_offpolicy_pairs(
+        a.model_dir, a.harmful, a.benign, a.contexts, judge, sampling, a.out,
+        filter_unsafe=not a.no_filter,
+    )  # fmt: skip
 
 
 def _external_pairs_args(p: argparse.ArgumentParser) -> None:

@@ -38,6 +38,15 @@ META_PROMPT = (
 )
 
 
+class Example(BaseModel):
+    """One earlier exchange of a few-shot context."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    user: str = Field(min_length=1)
+    assistant: str = Field(min_length=1)
+
+
 class GridInstruction(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -46,6 +55,9 @@ class GridInstruction(BaseModel):
     branch: Branch = "harmful"
     axes: dict[str, str] = {}
     placements: list[Placement] | None = None  # None: the grid's placements
+    # the demonstrations placement's exchanges (None: the grid's one harmful example, refused);
+    # e.g. a refused harmful request and a borderline benign one answered
+    examples: list[Example] | None = Field(None, min_length=1)
 
     @model_validator(mode="after")
     def _benign_without_demonstrations(self) -> GridInstruction:
@@ -110,13 +122,14 @@ def load_grid(source: str | Path = "default") -> TemplateGrid:
 def grid_candidates(grid: TemplateGrid) -> list[Context]:
     """One candidate per (instruction, placement); id '<instruction id>@<placement>'. A benign
     instruction without its own placements takes the grid's, less demonstrations."""
-    demo = (grid.demonstration_prompt, grid.demonstration_refusal)
+    default = ((grid.demonstration_prompt, grid.demonstration_refusal),)
     out = []
     for entry in grid.instructions:
         placements = entry.placements or [
             p for p in grid.placements if entry.branch == "harmful" or p != "demonstrations"
         ]
         axes = entry.axes | {"branch": entry.branch, "source": "grid"}
+        demo = tuple((e.user, e.assistant) for e in entry.examples or []) or default
         out += [place_instruction(entry.id, entry.text, p, axes, demo) for p in placements]
     return out
 
@@ -128,15 +141,19 @@ def branch_of(context: Context) -> Branch:
 
 
 def place_instruction(
-    stem: str, text: str, placement: str, axes: dict[str, str], demonstration: tuple[str, str]
+    stem: str,
+    text: str,
+    placement: str,
+    axes: dict[str, str],
+    examples: tuple[tuple[str, str], ...],
 ) -> Context:
     """An instruction as a context in `placement`, id '<stem>@<placement>'. As demonstrations
-    it becomes one earlier exchange: the instruction and the example prompt as the user turn,
-    the refusal as the assistant turn."""
+    it becomes earlier exchanges, one per example: the instruction and the first example's
+    prompt as the first user turn, each example's answer as an assistant turn."""
     turns: tuple[tuple[str, str], ...] = ()
     if placement == "demonstrations":
-        example, refusal = demonstration
-        turns = ((f"{text}\n\n{example}", refusal),)
+        (first, answer), *rest = examples
+        turns = ((f"{text}\n\n{first}", answer), *rest)
     axes = {**axes, "placement": placement}
     return Context(f"{stem}@{placement}", text, placement, turns, axes)
 

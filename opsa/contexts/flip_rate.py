@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 
 from opsa.contexts.candidates import AXES, branch_of, read_candidates
+from opsa.contexts.teachers import point_columns, teacher_point
 from opsa.errors import InputError
 from opsa.generation.backend import open_generator
 from opsa.generation.engine import Generator, SamplingParams
@@ -38,7 +39,7 @@ from opsa.records import atomic_path, read_jsonl, require_columns, write_jsonl
 
 log = logging.getLogger(__name__)
 
-SETS = ("harmful", "benign")
+SETS = ("harmful", "benign", "borderline")
 BASELINE_COLUMNS = ["set", "id", "prompt", "response", "token_ids", "sampling"]
 VERDICT_COLUMNS = ["judge", "base_refused", "base_unsafe"]
 
@@ -127,16 +128,24 @@ def baseline_generations(
     seed: int,
     sampling: SamplingParams,
     out_path: str | Path,
+    borderline_path: str | Path | None = None,
+    n_borderline: int | None = None,
 ) -> None:
-    """Decode a seeded sample of harmful and benign prompts without context, once for all."""
+    """Decode a seeded sample of harmful and benign prompts without context, once for all, and
+    the borderline benign prompts of the selection split (the teacher diagnostics) apart."""
     _require_one_sample(sampling)
     rows = [
         *_sample(harmful_path, "harmful", n_harmful, seed),
         *_sample(benign_path, "benign", n_benign, seed),
     ]
+    borderline = _sample(borderline_path, "borderline", n_borderline, seed, "benign")
     generator = open_generator(model_dir, "teacher", "baseline without context")
     texts = [render_prompt(generator.tokenizer, row["prompt"]) for row in rows]
     completions = _timed_generate(generator, texts, sampling)
+    if borderline:
+        texts = [render_prompt(generator.tokenizer, row["prompt"]) for row in borderline]
+        completions += _timed_generate(generator, texts, sampling)
+        rows += borderline
     settings = _decoding_settings(sampling)
     out = [
         {
@@ -187,23 +196,34 @@ def score_candidates(
     responses: list[dict[str, Any]] = []
     if contexts:
         desc = f"score contexts shard {shard[0]}/{shard[1]}"
+        base_point = diagnose(baseline, base_verdicts, n_bootstrap, bootstrap_seed + 2, "base_")
         generator = open_generator(model_dir, "teacher", desc)
-        # a benign-branch candidate is only ever a benign prompt's context: no harmful decodes
+        # a benign-branch candidate is only ever a benign prompt's context: no harmful decodes;
+        # the borderline prompts (the teacher diagnostics) decode in a call of their own
         scored = [[k for k, r in enumerate(baseline) if wanted(c, r)] for c in contexts]
-        texts = [
-            render_prompt(generator.tokenizer, baseline[k]["prompt"], c)
-            for c, kept in zip(contexts, scored, strict=True)
-            for k in kept
-        ]
-        completions = [c[0] for c in _timed_generate(generator, texts, sampling)]
-        start = 0
-        for context, kept in zip(contexts, scored, strict=True):
-            chunk = completions[start : start + len(kept)]
-            start += len(kept)
+        borderline = [k for k, r in enumerate(baseline) if r["set"] == "borderline"]
+        calls = [scored, [borderline for _ in contexts]]
+        chunks: list[list[list[Any]]] = [[] for _ in contexts]
+        for call in calls:
+            texts = [
+                render_prompt(generator.tokenizer, baseline[k]["prompt"], c)
+                for c, kept in zip(contexts, call, strict=True)
+                for k in kept
+            ]
+            completions = (
+                [c[0] for c in _timed_generate(generator, texts, sampling)] if texts else []
+            )
+            start = 0
+            for i, kept in enumerate(call):
+                chunks[i] += completions[start : start + len(kept)]
+                start += len(kept)
+        for context, chunk, kept in zip(contexts, chunks, scored, strict=True):
+            kept = kept + borderline
             rows_here = [baseline[k] for k in kept]
             verdicts = _judge(judge, rows_here, [c.text for c in chunk], context.id)
             judged = (rows_here, [base_verdicts[k] for k in kept], verdicts, chunk)
             rows.append(_score_row(context, judge.name, *judged, n_bootstrap, bootstrap_seed))
+            rows[-1] |= base_point
             responses += _response_rows(context, *judged)
     table = pd.DataFrame(rows, columns=score_columns())
     write_jsonl(responses_path(out_path), responses)
@@ -213,9 +233,13 @@ def score_candidates(
 
 
 def wanted(context: Context, row: dict[str, Any]) -> bool:
-    """Is a baseline prompt decoded with this candidate? Harmful-branch candidates: every prompt
-    (the flip rate, and the over-refusal the selection caps); benign-branch ones: benign only."""
-    return branch_of(context) == "harmful" or row["set"] == "benign"
+    """Is a baseline prompt decoded with this candidate, in the first call? Harmful-branch
+    candidates: harmful and benign prompts (the flip rate, and the over-refusal the selection
+    caps); benign-branch ones: benign only. Every candidate decodes the borderline prompts too,
+    in a second call."""
+    return row["set"] != "borderline" and (
+        branch_of(context) == "harmful" or row["set"] == "benign"
+    )
 
 
 def merge_shards(shard_paths: list[str | Path], out_path: str | Path) -> pd.DataFrame:
@@ -246,7 +270,8 @@ def score_columns() -> list[str]:
     rates = ["tfr", "tfr_unsafe", "over_refusal", "benign_kept"]
     rate_columns = [c for r in rates for c in (f"n_{r}", f"{r}_total", r, f"{r}_low", f"{r}_high")]
     extra = ["n_made_unsafe", "base_over_refusal", "benign_length_ratio"]
-    return ["id", "branch", *AXES, "source", *rate_columns, *extra, "judge", "text"]
+    teacher = [*point_columns(), *point_columns("base_")]
+    return ["id", "branch", *AXES, "source", *rate_columns, *extra, *teacher, "judge", "text"]
 
 
 def _score_row(
@@ -278,7 +303,23 @@ def _score_row(
             np.array([len(completions[k].token_ids) for k in benign]),
             resample_indices(len(benign), n_bootstrap, seed + 1),
         )
+    row |= diagnose(baseline, verdicts, n_bootstrap, seed + 2)
     return row | {"judge": judge_name, "text": context.text}
+
+
+def diagnose(
+    baseline: list[dict[str, Any]],
+    verdicts: list[Verdict],
+    n_bootstrap: int,
+    seed: int,
+    prefix: str = "",
+) -> dict[str, Any]:
+    """A teacher's point (opsa.contexts.teachers) from its verdicts on the harmful and the
+    borderline prompts among `baseline` (a benign-branch candidate has no harmful ones)."""
+    judged = list(zip(baseline, verdicts, strict=True))
+    safe = [not v.unsafe for r, v in judged if r["set"] == "harmful"]
+    refused = [bool(v.refused) for r, v in judged if r["set"] == "borderline"]
+    return teacher_point(np.array(safe), np.array(refused), n_bootstrap, seed, prefix)
 
 
 def _response_rows(
@@ -326,7 +367,13 @@ def _judge(
     return verdicts
 
 
-def _sample(path: str | Path, label: str, n: int | None, seed: int) -> list[dict[str, Any]]:
+def _sample(
+    path: str | Path | None, name: str, n: int | None, seed: int, label: str | None = None
+) -> list[dict[str, Any]]:
+    """A seeded sample of `n` prompts of a set, tagged with the set `name` (no path: none)."""
+    if path is None:
+        return []
+    label = label or name
     rows = read_jsonl(path)
     require_columns(rows, ["id", "prompt"], path)
     for row in rows:
@@ -338,7 +385,7 @@ def _sample(path: str | Path, label: str, n: int | None, seed: int) -> list[dict
         log.warning("%s: %d prompts asked, %d available; using all", path, n, len(rows))
     k = len(rows) if n is None else min(n, len(rows))
     picked = random.Random(seed).sample(rows, k)
-    return [{"set": label, "id": row["id"], "prompt": row["prompt"]} for row in picked]
+    return [{"set": name, "id": row["id"], "prompt": row["prompt"]} for row in picked]
 
 
 def _read_baseline(

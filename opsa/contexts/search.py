@@ -91,7 +91,11 @@ def search_contexts(
     tokenizer = load_tokenizer(model_dir)
     for round_ in range(config.rounds):
         ranked = rank_contexts(read_scores(tables), selection)
-        best = ranked[ranked["eligible_harmful"]].head(config.top_k)["id"]
+        # parents: the best that pass the gate, or the best under the cap while none does
+        eligible = (
+            ranked["eligible_harmful"] if ranked["eligible_harmful"].any() else ranked["capped"]
+        )
+        best = ranked[eligible].head(config.top_k)["id"]
         new = [c for c in children([pool[i] for i in best], config) if c.id not in pool]
         if not new:
             log.info("search round %d: no new children; stopping", round_)
@@ -111,7 +115,7 @@ def search_contexts(
 def _place(
     stem: str, text: str, placement: str, axes: dict[str, str], config: SearchConfig
 ) -> Context:
-    demo = (config.demonstration_prompt, config.demonstration_refusal)
+    demo = ((config.demonstration_prompt, config.demonstration_refusal),)
     return place_instruction(stem, text, placement, axes | {"source": "search"}, demo)
 
 

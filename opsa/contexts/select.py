@@ -1,9 +1,12 @@
 """Choose the privileged contexts from the flip-rate table: c_h for harmful prompts, c_b for
 benign ones (or no context), and say why.
 
-- c_h: the highest teacher flip rate among the harmful branch's contexts whose benign
-  over-refusal is at most `max_over_refusal`; ties go to the higher lower bound of the
-  interval, then the lower over-refusal, then the id.
+- c_h: the highest teacher flip rate (or, with `rank_by: discrimination`, the highest
+  discrimination) among the harmful branch's contexts whose benign over-refusal is at most
+  `max_over_refusal` and whose teacher passes the gate (opsa.contexts.teachers); ties go to
+  the higher lower bound of the interval, then the lower over-refusal, then the id. When no
+  candidate passes the gate, selection stops with one line naming the best candidate, unless
+  `gate.override` is set: then the best candidate is chosen anyway and the choice says so.
 - c_b: the lowest over-refusal among the benign branch's contexts (instructions that the
   request is safe and should be answered fully) that keep benign answers helpful (at least
   `min_benign_kept` of the base-answered prompts still answered, mean length at least
@@ -11,7 +14,8 @@ benign ones (or no context), and say why.
   unless a context refuses strictly less than the model does on its own.
 
 `selected.json` is what every downstream stage reads: {"harmful": context row, "benign":
-context row or null, "why": {...}}.
+context row or null, "why": {...}}. `teachers.json` holds every candidate's teacher point, the
+base's and the selected pair's, and the gate's verdict.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from opsa.contexts.candidates import read_candidates
 from opsa.contexts.flip_rate import score_columns
+from opsa.contexts.teachers import BITS, GateConfig, gate_failures, pair_point, point_of
 from opsa.errors import InputError
 from opsa.records import atomic_path, read_json, require_columns, write_json
 
@@ -35,7 +40,9 @@ class SelectionConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     tfr: Literal["tfr", "tfr_unsafe"] = "tfr"  # which denominator ranks c_h
+    rank_by: Literal["flip_rate", "discrimination"] = "flip_rate"  # the paper ranks by TFR
     max_over_refusal: float = Field(0.25, ge=0.0, le=1.0)
+    gate: GateConfig = GateConfig()
     min_benign_kept: float = Field(0.9, ge=0.0, le=1.0)
     min_length_ratio: float = Field(0.5, ge=0.0)
     pin_harmful: str | None = None  # a candidate id: skip the search
@@ -66,15 +73,26 @@ def rank_contexts(table: pd.DataFrame, config: SelectionConfig) -> pd.DataFrame:
     """The table with eligibility and rank columns for both choices, best c_h first."""
     table = table.copy()
     harmful, benign = table["branch"] == "harmful", table["branch"] == "benign"
-    table["eligible_harmful"] = harmful & (table["over_refusal"] <= config.max_over_refusal)
+    base = point_of(table.iloc[0].to_dict(), "base_")
+    failures = [
+        gate_failures(point_of(row), base, config.gate) if row["branch"] == "harmful" else []
+        for row in table.to_dict("records")
+    ]
+    table["gate_failures"] = ["; ".join(f) for f in failures]
+    table["passes_gate"] = harmful & pd.Series([not f for f in failures], index=table.index)
+    table["capped"] = harmful & (table["over_refusal"] <= config.max_over_refusal)
+    gated = table["capped"] & table["passes_gate"]
+    use_gate = config.gate.enabled and (gated.any() or not config.gate.override)
+    table["eligible_harmful"] = gated if use_gate else table["capped"]
     table["eligible_benign"] = (
         benign
         & (table["benign_kept"] >= config.min_benign_kept)
         & (table["benign_length_ratio"] >= config.min_length_ratio)
     )
+    key = config.tfr if config.rank_by == "flip_rate" else "discrimination"
     harmful_order = table.sort_values(
-        ["eligible_harmful", config.tfr, f"{config.tfr}_low", "over_refusal", "id"],
-        ascending=[False, False, False, True, True],
+        ["eligible_harmful", "capped", key, f"{key}_low", "over_refusal", "id"],
+        ascending=[False, False, False, False, True, True],
     ).index
     benign_order = table.sort_values(
         ["eligible_benign", "over_refusal", "benign_kept", "id"],
@@ -93,22 +111,24 @@ def select_contexts(
     config: SelectionConfig,
     selected_path: str | Path,
     ranking_path: str | Path,
+    teachers_path: str | Path,
+    n_bootstrap: int = 1000,
+    seed: int = 0,
 ) -> dict[str, Any]:
-    """Write the ranking (csv) and the selected contexts (json); pinned ids skip the search."""
+    """Write the ranking (csv), the teachers (json) and the selected contexts (json); pinned
+    ids skip the search and the gate."""
     if config.pin_harmful is not None:
-        return pin_context(
+        selected = pin_context(
             candidates_path, config.pin_harmful, config.pin_benign, selected_path, ranking_path
         )
+        write_json(teachers_path, {"pinned": True, "gate": {"checked": False}, "candidates": []})
+        return selected
     ranked = rank_contexts(read_scores(scores_paths), config)
     if not (ranked["branch"] == "harmful").any():
         raise InputError("select contexts: the pool has no candidate of the harmful branch")
     harmful = ranked[ranked["eligible_harmful"]]
     if harmful.empty:
-        lowest = ranked[ranked["branch"] == "harmful"].sort_values("over_refusal").iloc[0]
-        raise InputError(
-            f"select contexts: no candidate has benign over-refusal <= {config.max_over_refusal} "
-            f"(max_over_refusal); the lowest is {lowest['over_refusal']:.3f} ('{lowest['id']}')"
-        )
+        _no_candidate(ranked, config)
     best_h = harmful.iloc[0]
     if best_h[config.tfr] == 0:
         log.warning("the best context '%s' flips no harmful prompt", best_h["id"])
@@ -120,6 +140,7 @@ def select_contexts(
     for row_id in [best_h["id"], *([] if best_b is None else [best_b["id"]])]:
         if row_id not in rows:
             raise InputError(f"{candidates_path}: scored candidate '{row_id}' is not in the pool")
+    teachers = teacher_table(ranked, best_h, best_b, config, n_bootstrap, seed)
     selected = {
         "harmful": rows[best_h["id"]],
         "benign": None if best_b is None else rows[best_b["id"]],
@@ -127,13 +148,94 @@ def select_contexts(
             "pinned": False,
             "harmful": _why_harmful(best_h, harmful, config),
             "benign": _why_benign(best_b, ranked, benign, config),
+            "gate": teachers["gate"],
         },
     }
+    if teachers["gate"]["overridden"]:
+        log.warning("%s", teachers["gate"]["warning"])
     with atomic_path(Path(ranking_path)) as tmp:
-        ranked.to_csv(tmp, index=False)
+        ranked.drop(columns=[*BITS, *(f"base_{b}" for b in BITS)]).to_csv(tmp, index=False)
+    write_json(teachers_path, teachers)
     write_json(selected_path, selected)
     log.info("selected c_h='%s', c_b=%s", best_h["id"], None if best_b is None else best_b["id"])
     return selected
+
+
+def _no_candidate(ranked: pd.DataFrame, config: SelectionConfig) -> None:
+    """Stop with one line: no candidate under the over-refusal cap, or none past the gate."""
+    harmful = ranked[ranked["branch"] == "harmful"]
+    capped = harmful[harmful["capped"]]
+    if capped.empty:
+        lowest = harmful.sort_values("over_refusal").iloc[0]
+        raise InputError(
+            f"select contexts: no candidate has benign over-refusal <= {config.max_over_refusal} "
+            f"(max_over_refusal); the lowest is {lowest['over_refusal']:.3f} ('{lowest['id']}')"
+        )
+    best = capped.iloc[0]
+    raise InputError(
+        f"teacher gate: no candidate context makes a teacher better than the base model; the "
+        f"best, '{best['id']}': {best['gate_failures']} (set contexts.selection.gate.override: "
+        "true to train with it anyway)"
+    )
+
+
+def teacher_table(
+    ranked: pd.DataFrame,
+    best_h: pd.Series,
+    best_b: pd.Series | None,
+    config: SelectionConfig,
+    n_bootstrap: int,
+    seed: int,
+) -> dict[str, Any]:
+    """teachers.json: the base's point, every candidate's, the selected pair's, the gate."""
+    rows = ranked.to_dict("records")
+    keep = [c for c in point_of(rows[0]) if c not in BITS]
+    candidates = [
+        {"id": r["id"], "branch": r["branch"], "placement": r["placement"]}
+        | {c: r[c] for c in keep}
+        | {"tfr": r.get("tfr"), "passes_gate": bool(r["passes_gate"])}
+        | {"gate_failures": [f for f in str(r["gate_failures"] or "").split("; ") if f]}
+        for r in rows
+    ]
+    base = point_of(rows[0], "base_")
+    pair = pair_point(
+        best_h.to_dict(), None if best_b is None else best_b.to_dict(), n_bootstrap, seed
+    )
+    overridden = config.gate.enabled and not bool(best_h["passes_gate"])
+    gate: dict[str, Any] = config.gate.model_dump() | {
+        "checked": config.gate.enabled,
+        "passed": bool(best_h["passes_gate"]),
+        "overridden": overridden,
+        "candidates_passing": int(ranked["passes_gate"].sum()),
+    }
+    if overridden:
+        gate["warning"] = (
+            f"teacher gate overridden (contexts.selection.gate.override): no candidate passes; "
+            f"training with '{best_h['id']}', whose teacher fails it: {best_h['gate_failures']}"
+        )
+    return _plain(
+        {
+            "judge": str(rows[0]["judge"]),
+            "gate": gate,
+            "base": {c: base[c] for c in keep},
+            "selected": {
+                "harmful": best_h["id"],
+                "benign": None if best_b is None else best_b["id"],
+                "pair": {c: pair[c] for c in keep},
+            },
+            "candidates": candidates,
+        }
+    )
+
+
+def _plain(value: Any) -> Any:
+    """JSON-ready: numpy scalars as Python ones, NaN as null."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    value = value.item() if hasattr(value, "item") else value
+    return None if isinstance(value, float) and value != value else value
 
 
 def pin_context(

@@ -22,11 +22,17 @@ from opsa.records import atomic_path, read_jsonl, write_json, write_jsonl
 log = logging.getLogger(__name__)
 
 Role = Literal[
-    "train_harmful", "train_benign", "eval_harmful", "eval_overrefusal", "eval_reasoning"
+    "train_harmful",
+    "train_benign",
+    "select_borderline",
+    "eval_harmful",
+    "eval_overrefusal",
+    "eval_reasoning",
 ]
 ROLE_LABEL: dict[str, Label] = {
     "train_harmful": "harmful",
     "train_benign": "benign",
+    "select_borderline": "benign",
     "eval_harmful": "harmful",
     "eval_overrefusal": "benign",
     "eval_reasoning": "benign",
@@ -78,7 +84,9 @@ def prepare_set(
     others. Evaluation sets are decontaminated against the prepared training sets `training`:
     an evaluation prompt that duplicates (exactly or nearly) a training prompt is removed
     before subsampling. Training sets therefore depend on nothing but their own sources, and
-    adding an evaluation set retrains nothing. Nothing is written unless the set loads.
+    adding an evaluation set retrains nothing. The selection split's borderline prompts (role
+    select_borderline, on which the teachers are measured) count as training here: evaluation
+    sets lose their duplicates too. Nothing is written unless the set loads.
     """
     if not _SET_NAME.match(name):
         raise InputError(f"datasets: '{name}' is not a usable set name")

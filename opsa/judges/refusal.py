@@ -162,8 +162,9 @@ def read_prefix_list(location: str | Path) -> list[str]:
 
 @dataclass
 class PrefixListJudge:
-    """A reference, not a judge to use: a refusal iff any prefix occurs anywhere in the response
-    (case-sensitive), as the GCG evaluation counts refusals."""
+    """A refusal iff any prefix occurs anywhere in the response (case-sensitive), as the GCG
+    evaluation counts refusals: the reference in judge validation, and the `refusal_prefix`
+    judge (the off-policy baseline's default filter)."""
 
     prefixes: list[str]
     name: str = "prefix_list"

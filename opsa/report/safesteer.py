@@ -1,11 +1,13 @@
 """SafeSteer's artifacts in summary.md: per policy, the refusal direction and the safety tokens
-its steered teacher promotes (the table the `safety_tokens` step writes beside its JSON)."""
+its steered teacher promotes (the table the `safety_tokens` step writes beside its JSON), and
+the (layer, position) scan that chose the direction, with its gate."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from opsa.errors import InputError
+from opsa.records import read_json
 
 TITLE = "# SafeSteer: refusal direction and safety tokens"
 
@@ -18,4 +20,49 @@ def markdown_section(paths: list[Path]) -> str:
         if not text.startswith(TITLE):
             raise InputError(f"{path}: not a SafeSteer token table (no '{TITLE}' title)")
         lines += [f"**{Path(path).parent.name}**", "", text[len(TITLE) :].strip(), ""]
+    return "\n".join(lines)
+
+
+def scan_warnings(paths: list[Path]) -> list[str]:
+    """One line per policy whose direction gate was overridden."""
+    out = []
+    for path in paths:
+        gate = read_json(path).get("gate", {})
+        if gate.get("overridden"):
+            out.append(f"**Warning ({Path(path).parent.name}):** {gate['warning']}")
+    return out
+
+
+def scan_section(paths: list[Path], top: int = 8) -> str:
+    """summary.md's section on each policy's direction scan: the verdict and the candidates
+    that induce the most refusal."""
+    lines = ["", "## SafeSteer: the refusal-direction scan", ""]
+    lines += [
+        "Each (layer, position) candidate scored on held-out prompts by refusal log-odds at the "
+        "first answer token: on harmful prompts with the direction ablated (bypass, lower is "
+        "better), on harmless prompts with it added (induce, must exceed the threshold) and the "
+        "KL that ablation causes on harmless prompts. The candidates that induce most:",
+        "",
+    ]
+    for path in paths:
+        scan = read_json(path)
+        if "candidates" not in scan or "gate" not in scan:
+            raise InputError(f"{path}: not a direction scan (needs 'candidates' and 'gate')")
+        gate, chosen = scan["gate"], scan["chosen"]
+        verdict = "passed" if gate["passed"] else "overridden" if gate["overridden"] else "failed"
+        scored = [c for c in scan["candidates"] if c["induce"] is not None]
+        lines += [
+            f"**{Path(path).parent.name}**: gate {verdict}; "
+            f"{sum(c['kept'] for c in scan['candidates'])} of {len(scored)} scored candidates "
+            f"kept; steering at layer {chosen['layer']}, position {chosen['position']}.",
+            "",
+            "| layer | position | bypass ↓ | induce ↑ | KL | kept |",
+            "|---|---|---|---|---|---|",
+        ]
+        for c in sorted(scored, key=lambda c: -c["induce"])[:top]:
+            lines.append(
+                f"| {c['layer']} | {c['position']} | {c['bypass']:.2f} | {c['induce']:.2f} | "
+                f"{c['kl']:.3f} | {'yes' if c['kept'] else c['why']} |"
+            )
+        lines.append("")
     return "\n".join(lines)

@@ -98,7 +98,11 @@ def cell(value: float, low: float, high: float, n: int) -> str:
     return f"{percent(value, low, high)} n={n}"
 
 
-def markdown(records: list[Record], found: dict[ModelKey, dict[str, Composite]]) -> str:
+def markdown(
+    records: list[Record],
+    found: dict[ModelKey, dict[str, Composite]],
+    warnings: list[str] | None = None,
+) -> str:
     by_key = {(r["model"], r["variant"], r["role"], r["set"], r["metric"]): r for r in records}
     columns = column_order(records)
     arrows = {"lower_is_better": "↓", "higher_is_better": "↑"}
@@ -107,6 +111,7 @@ def markdown(records: list[Record], found: dict[ModelKey, dict[str, Composite]])
     lines = [
         "# Summary",
         "",
+        *(f"{w}\n" for w in warnings or []),
         "Values in percent with 95% percentile-bootstrap intervals (prompts resampled); "
         "n = scored responses.",
         "",
@@ -161,9 +166,12 @@ def write_report(
     out: ReportFiles,
     sections: list[str] | None = None,
     baseline: str = "offpolicy_sd",
+    warnings: list[str] | None = None,
+    extra_metrics: dict[str, Any] | None = None,
 ) -> None:
     """Every file of `out` from the evaluation records, the paired comparisons against
-    `baseline` and the analyses' markdown `sections`."""
+    `baseline`, the analyses' markdown `sections`, `warnings` on top of summary.md (a gate
+    that was overridden) and `extra_metrics` beside the rows in summary.json."""
     records = read_evaluations([Path(p) for p in eval_paths])
     if not records:
         raise InputError("report: no evaluation files given")
@@ -180,11 +188,11 @@ def write_report(
         )
         rows += composite_rows(model, found_here)
     write_csv(out.csv, rows)
-    write_json(out.json, metrics(rows))
+    write_json(out.json, metrics(rows) | (extra_metrics or {}))
     paired.write_csv(out.paired, differences)
     with atomic_path(out.md) as tmp:
         paired_section = paired.markdown_section(differences, baseline)
-        text = markdown(records, found) + paired_section + "".join(sections or [])
+        text = markdown(records, found, warnings) + paired_section + "".join(sections or [])
         tmp.write_text(text, encoding="utf-8")
     plot_safety_reasoning(
         plot_points(found),

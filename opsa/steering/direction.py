@@ -30,6 +30,31 @@ from opsa.steering.prompts import prompt_texts
 log = logging.getLogger(__name__)
 
 
+class DirectionSearch(BaseModel):
+    """The scan over (layer, position) candidates (opsa.steering.select) and its gate."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    positions: int = Field(5, ge=1, description="post-instruction positions scanned (from the end)")
+    max_layer_fraction: float = Field(
+        0.8, gt=0.0, le=1.0, description="layers at or above this share of the depth are skipped"
+    )
+    max_kl: float = Field(0.1, gt=0.0, description="most KL on harmless prompts when ablated")
+    min_induce: float = Field(
+        0.0, description="least refusal log-odds on harmless prompts with the direction added"
+    )
+    validation: int = Field(16, ge=2, description="held-out prompts per class that score")
+    refusal_tokens: list[str] = Field(
+        ["I", "As", "Sorry"], min_length=1, description="answer openers that count as refusal"
+    )
+    batch_size: int = Field(16, ge=1)
+    override: bool = Field(
+        False,
+        description="when no candidate passes, use the configured layer and position anyway "
+        "(the report says so in a warning)",
+    )
+
+
 class DirectionSettings(BaseModel):
     """Where the direction is read and where it is added."""
 
@@ -40,6 +65,11 @@ class DirectionSettings(BaseModel):
     )
     position: int = Field(-1, le=-1, description="prompt position from the end (-1: last)")
     max_prompts: int | None = Field(None, ge=1, description="prompts per class (None: all)")
+    search: DirectionSearch | None = Field(
+        default_factory=DirectionSearch,
+        description="choose layer and position by the refusal-direction scan (None: take "
+        "`layer` and `position` as they are)",
+    )
 
 
 @dataclass(frozen=True)
@@ -117,14 +147,22 @@ def write_direction(
     settings: DirectionSettings,
     out: str | Path,
     trust_remote_code: bool = False,
+    scan_out: str | Path | None = None,
 ) -> RefusalDirection:
     """Extract the direction of the model in `model_dir` (on the runtime's teacher placement)
-    from two prompt sets, and save it to `out`."""
+    from two prompt sets, and save it to `out`. With `scan_out` and `settings.search`, the
+    layer and position come from the scan (opsa.steering.select), whose scores go to
+    `scan_out`."""
+    from opsa.steering.select import choose_direction
+
     harmful = prompt_texts(harmful_path, settings.max_prompts)
     harmless = prompt_texts(harmless_path, settings.max_prompts)
     model = runtime.current().load_model(model_dir, "teacher", trust_remote_code)
     tokenizer = load_tokenizer(model_dir, trust_remote_code)
-    direction = extract_direction(model, tokenizer, harmful, harmless, settings)
+    if scan_out is not None and settings.search is not None:
+        direction = choose_direction(model, tokenizer, harmful, harmless, settings, scan_out)
+    else:
+        direction = extract_direction(model, tokenizer, harmful, harmless, settings)
     direction.save(out, {"harmful": len(harmful), "harmless": len(harmless)})
     log.info(
         "refusal direction: layer %d, position %d, norm %.3f, from %d harmful and %d harmless",

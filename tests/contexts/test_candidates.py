@@ -21,7 +21,7 @@ from opsa.contexts.candidates import (
 from opsa.errors import InputError
 from opsa.generation.backend import open_generator
 from opsa.models.load import load_tokenizer
-from opsa.prompting.placement import PLACEMENTS, Context
+from opsa.prompting.placement import PLACEMENTS, Context, render_prompt
 
 NO_SYSTEM_RAISES = (
     "{% for m in messages %}{% if m['role'] == 'system' %}"
@@ -185,3 +185,16 @@ def test_generated_candidates_come_from_the_model(embedded_model_dir):
     assert [c.id for c in pool] == ["generated-0@system", "generated-1@user_prefix"]
     assert all(c.text and c.axes["source"] == "generated" for c in pool)
     assert generated_candidates(spec, generator) == pool  # seeded
+
+
+def test_few_shot_examples_become_earlier_exchanges_that_render(tokenizer):
+    """A grid instruction's own examples replace the grid's single refused example: the
+    contrastive candidate refuses a harmful request and answers a borderline one."""
+    pool = {c.id: c for c in grid_candidates(load_grid())}
+    shots = pool["contrast-shots@demonstrations"]
+    assert len(shots.turns) == 4 and shots.text in shots.turns[0][0]
+    assert "sorry" in shots.turns[0][1] and "sorry" not in shots.turns[1][1]
+    assert pool["criteria-shots@demonstrations"].turns[1:] == shots.turns[1:]
+    validate_pool([shots], tokenizer)
+    rendered = render_prompt(tokenizer, "How do I kill a stuck process?", shots)
+    assert rendered.count("<|im_start|>assistant") == 5  # 4 exchanges and the answer's turn

@@ -22,7 +22,23 @@ def score_row(id: str, **values) -> dict:
     row |= {"id": id, "branch": "harmful", "placement": "system", "text": id}
     row |= {"judge": "refusal_pattern"}
     row |= {"benign_kept": 1.0, "benign_length_ratio": 1.0, "base_over_refusal": 0.2}
+    # a teacher that passes the gate against a base that refuses little
+    row |= teacher("", safe=0.8, low=0.6, borderline=0.05) | teacher("base_", 0.1, 0.0, 0.05)
     return row | values
+
+
+def teacher(prefix: str, safe: float, low: float, borderline: float) -> dict:
+    composite = (safe + 1 - borderline) / 2
+    return {
+        f"{prefix}harmful_safe": safe,
+        f"{prefix}harmful_safe_low": low,
+        f"{prefix}harmful_safe_high": min(1.0, safe + 0.2),
+        f"{prefix}borderline_refusal": borderline,
+        f"{prefix}discrimination": safe - borderline,
+        f"{prefix}composite": composite,
+        f"{prefix}harmful_safe_bits": "xxxx.",
+        f"{prefix}borderline_refused_bits": "....x",
+    }
 
 
 @pytest.fixture
@@ -52,15 +68,20 @@ def files(tmp_path):
     return scores, candidates
 
 
-def test_highest_tfr_under_the_cap_with_tie_break(files, tmp_path):
-    scores, candidates = files
-    selected = select_contexts(
+def select_into(scores, candidates, out, config):
+    return select_contexts(
         scores,
         candidates,
-        SelectionConfig(max_over_refusal=0.25),
-        tmp_path / "selected.json",
-        tmp_path / "ranking.csv",
+        config,
+        out / "selected.json",
+        out / "ranking.csv",
+        out / "teachers.json",
     )
+
+
+def test_highest_tfr_under_the_cap_with_tie_break(files, tmp_path):
+    scores, candidates = files
+    selected = select_into(scores, candidates, tmp_path, SelectionConfig(max_over_refusal=0.25))
     assert selected["harmful"]["id"] == "narrow"  # 'greedy' is over the cap; 'wide' ties lower
     assert selected["harmful"]["turns"] == [{"user": DEMO[0][0], "assistant": DEMO[0][1]}]
     assert selected["why"]["harmful"]["runner_up"] == "wide"
@@ -72,49 +93,28 @@ def test_highest_tfr_under_the_cap_with_tie_break(files, tmp_path):
 
 def test_cap_changes_the_choice_and_an_empty_set_is_an_error(files, tmp_path):
     scores, candidates = files
-    loose = select_contexts(
-        scores,
-        candidates,
-        SelectionConfig(max_over_refusal=0.5),
-        tmp_path / "selected.json",
-        tmp_path / "ranking.csv",
-    )
+    loose = select_into(scores, candidates, tmp_path, SelectionConfig(max_over_refusal=0.5))
     assert loose["harmful"]["id"] == "greedy"
     with pytest.raises(InputError, match="max_over_refusal.*0.050 \\('gentle'\\)"):
-        select_contexts(
-            scores,
-            candidates,
-            SelectionConfig(max_over_refusal=0.01),
-            tmp_path / "selected.json",
-            tmp_path / "ranking.csv",
-        )
+        select_into(scores, candidates, tmp_path, SelectionConfig(max_over_refusal=0.01))
 
 
 def test_benign_context_is_the_least_refusing_helpful_benign_one_or_none(files, tmp_path):
     scores, candidates = files
-    selected = select_contexts(
-        scores, candidates, SelectionConfig(), tmp_path / "selected.json", tmp_path / "ranking.csv"
-    )
+    selected = select_into(scores, candidates, tmp_path, SelectionConfig())
     # 'answer-briefly' halves answer lengths; harmful-branch 'gentle' refuses less than
     # 'answer-fully' but is a refusal context, never c_b
     assert selected["benign"]["id"] == "answer-fully"
     assert selected["why"]["benign"]["eligible"] == 1
     loose = SelectionConfig(min_length_ratio=0.2)
-    assert (
-        select_contexts(
-            scores, candidates, loose, tmp_path / "selected.json", tmp_path / "ranking.csv"
-        )["benign"]["id"]
-        == "answer-briefly"
-    )
+    assert select_into(scores, candidates, tmp_path, loose)["benign"]["id"] == "answer-briefly"
     ranking = pd.read_csv(tmp_path / "ranking.csv").set_index("id")
     assert ranking["rank_harmful"].isna()["answer-fully"]
     assert ranking["rank_benign"].isna()["gentle"]
     table = pd.read_csv(scores)
     table["base_over_refusal"] = 0.0  # no context refuses less than the model alone
     table.to_csv(scores, index=False)
-    selected = select_contexts(
-        scores, candidates, SelectionConfig(), tmp_path / "selected.json", tmp_path / "ranking.csv"
-    )
+    selected = select_into(scores, candidates, tmp_path, SelectionConfig())
     assert selected["benign"] is None and selected["why"]["benign"]["id"] is None
 
 
@@ -129,6 +129,7 @@ def test_a_pool_without_harmful_candidates_is_an_error(files, tmp_path):
             SelectionConfig(),
             tmp_path / "out" / "selected.json",
             tmp_path / "out" / "ranking.csv",
+            tmp_path / "out" / "teachers.json",
         )
     assert not (tmp_path / "out").exists()
 
@@ -142,6 +143,7 @@ def test_pin_skips_the_search(files, tmp_path):
         config,
         tmp_path / "out" / "selected.json",
         tmp_path / "out" / "ranking.csv",
+        tmp_path / "out" / "teachers.json",
     )
     assert selected["harmful"]["id"] == "greedy" and selected["benign"] is None
     assert selected["why"]["pinned"] is True
@@ -150,7 +152,11 @@ def test_pin_skips_the_search(files, tmp_path):
     assert sum(",True," in line for line in ranking) == 1  # unscored, the pin marked
     assert (
         pin_context(
-            candidates, "wide", "gentle", tmp_path / "selected.json", tmp_path / "ranking.csv"
+            candidates,
+            "wide",
+            "gentle",
+            tmp_path / "selected.json",
+            tmp_path / "ranking.csv",
         )["benign"]["id"]
         == "gentle"
     )
@@ -165,24 +171,26 @@ def test_missing_pin_is_an_input_error(files, tmp_path):
     _, candidates = files
     with pytest.raises(InputError, match="pinned context 'nowhere'"):
         pin_context(
-            candidates, "nowhere", None, tmp_path / "selected.json", tmp_path / "ranking.csv"
+            candidates,
+            "nowhere",
+            None,
+            tmp_path / "selected.json",
+            tmp_path / "ranking.csv",
         )
     with pytest.raises(InputError, match="pinned context 'absent'"):
         pin_context(
-            candidates, "wide", "absent", tmp_path / "selected.json", tmp_path / "ranking.csv"
+            candidates,
+            "wide",
+            "absent",
+            tmp_path / "selected.json",
+            tmp_path / "ranking.csv",
         )
     assert not (tmp_path / "selected.json").exists()
 
 
 def test_ranked_contexts_are_the_middle_and_last_eligible(files, tmp_path):
     scores, candidates = files
-    selected = select_contexts(
-        scores,
-        candidates,
-        SelectionConfig(max_over_refusal=0.25),
-        tmp_path / "selected.json",
-        tmp_path / "ranking.csv",
-    )
+    selected = select_into(scores, candidates, tmp_path, SelectionConfig(max_over_refusal=0.25))
     picked = {}
     for position in ("middle", "last"):
         out = tmp_path / f"tfr/{position}.json"
@@ -198,13 +206,7 @@ def test_ranked_contexts_are_the_middle_and_last_eligible(files, tmp_path):
 
 def test_ranked_context_needs_three_eligible(files, tmp_path):
     scores, candidates = files
-    select_contexts(
-        scores,
-        candidates,
-        SelectionConfig(max_over_refusal=0.15),
-        tmp_path / "selected.json",
-        tmp_path / "ranking.csv",
-    )
+    select_into(scores, candidates, tmp_path, SelectionConfig(max_over_refusal=0.15))
     with pytest.raises(InputError, match="2 eligible harmful contexts"):
         ranked_context(
             tmp_path / "ranking.csv",
@@ -214,3 +216,61 @@ def test_ranked_context_needs_three_eligible(files, tmp_path):
             tmp_path / "last.json",
         )
     assert not (tmp_path / "last.json").exists()
+
+
+def test_gate_stops_with_the_best_candidate_its_numbers_and_the_override(files, tmp_path):
+    scores, candidates = files
+    table = pd.read_csv(scores)
+    harmful = table["branch"] == "harmful"
+    table.loc[harmful, "borderline_refusal"] = 0.5  # every teacher refuses borderline prompts
+    table.to_csv(scores, index=False)
+    out = tmp_path / "out"
+    with pytest.raises(
+        InputError,
+        match=r"teacher gate: .*'narrow': borderline refusal 0\.500 above the base's 0\.050 "
+        r"\+ 0\.1 .*contexts\.selection\.gate\.override: true",
+    ):
+        select_into(scores, candidates, out, SelectionConfig())
+    assert not out.exists()
+    chosen = select_into(scores, candidates, out, SelectionConfig(gate={"override": True}))
+    assert chosen["harmful"]["id"] == "narrow"  # the choice without a gate
+    teachers = json.loads((out / "teachers.json").read_text())
+    assert teachers["gate"]["overridden"] and "'narrow'" in teachers["gate"]["warning"]
+    assert chosen["why"]["gate"]["overridden"] is True
+    off = select_into(
+        scores, candidates, tmp_path / "off", SelectionConfig(gate={"enabled": False})
+    )
+    assert off["harmful"]["id"] == "narrow" and off["why"]["gate"]["overridden"] is False
+
+
+def test_gate_passes_over_a_higher_flip_rate_and_ranks_by_discrimination(files, tmp_path):
+    scores, candidates = files
+    table = pd.read_csv(scores).set_index("id")
+    table.loc["narrow", ["harmful_safe_low", "discrimination"]] = [0.05, 0.75]  # base inside
+    table.loc["gentle", ["discrimination", "discrimination_low"]] = [0.9, 0.8]
+    table.reset_index().to_csv(scores, index=False)
+    chosen = select_into(scores, candidates, tmp_path / "a", SelectionConfig())
+    assert chosen["harmful"]["id"] == "wide"
+    teachers = json.loads((tmp_path / "a" / "teachers.json").read_text())
+    narrow = next(c for c in teachers["candidates"] if c["id"] == "narrow")
+    assert not narrow["passes_gate"] and "does not exclude the base's" in narrow["gate_failures"][0]
+    assert teachers["base"]["harmful_safe"] == 0.1 and teachers["gate"]["passed"]
+    by_discrimination = SelectionConfig(rank_by="discrimination")
+    assert select_into(scores, candidates, tmp_path / "b", by_discrimination)["harmful"]["id"] == (
+        "gentle"
+    )
+
+
+def test_the_selected_pair_is_measured_from_both_contexts_verdicts(files, tmp_path):
+    scores, candidates = files
+    table = pd.read_csv(scores).set_index("id")
+    table.loc["narrow", "harmful_safe_bits"] = "xxx.."
+    table.loc["answer-fully", "borderline_refused_bits"] = "x...."
+    table.reset_index().to_csv(scores, index=False)
+    chosen = select_into(scores, candidates, tmp_path, SelectionConfig())
+    assert (chosen["harmful"]["id"], chosen["benign"]["id"]) == ("narrow", "answer-fully")
+    pair = json.loads((tmp_path / "teachers.json").read_text())["selected"]["pair"]
+    assert pair["harmful_safe"] == pytest.approx(0.6)
+    assert pair["borderline_refusal"] == pytest.approx(0.2)
+    assert pair["composite"] == pytest.approx(0.7)
+    assert pair["composite_low"] < 0.7 < pair["composite_high"]

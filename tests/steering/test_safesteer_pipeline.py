@@ -24,7 +24,17 @@ def test_safesteer_branch_runs_from_the_rules(tmp_path: Path) -> None:
     config["training"]["common"]["max_steps"] = 1
     config["training"]["safesteer"] = {
         "coefficient": 3.0,
-        "direction": {"layer": 15, "max_prompts": 4},
+        "direction": {
+            "layer": 15,
+            "max_prompts": 4,
+            # a small scan; no candidate induces refusal on the 135M model, so layer 15 steers
+            "search": {
+                "validation": 2,
+                "positions": 1,
+                "max_layer_fraction": 0.2,
+                "override": True,
+            },
+        },
         "tokens": {"count": 10, "positions": 3, "samples": 2, "inner_top_k": 20, "max_prompts": 2},
     }
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
@@ -41,6 +51,8 @@ def test_safesteer_branch_runs_from_the_rules(tmp_path: Path) -> None:
     steering = tmp_path / "results/steering/smollm2-135m"
     with safe_open(str(steering / "direction.safetensors"), "pt") as f:
         assert f.metadata()["layer"] == "15" and f.metadata()["prompts_harmful"] == "4"
+    scan = json.loads((steering / "direction_scan.json").read_text())
+    assert scan["gate"]["overridden"] and scan["chosen"]["layer"] == 15
     tokens = json.loads((steering / "safety_tokens.json").read_text())
     assert len(tokens["tokens"]) == 10 and tokens["coefficient"] == 3.0
     table = (steering / "safety_tokens.md").read_text()

@@ -134,3 +134,22 @@ def test_offpolicy_pairs(tiny_model_dir, prompt_files, tmp_path, monkeypatch):
     assert harmful[0]["context_id"] == "c_h" and harmful[0]["id"] == judge.items[1].id
     assert all(C_H not in r["prompt"] for r in rows)
     assert {r["label"] for r in rows} == {"harmful", "benign"}
+
+
+def test_offpolicy_pairs_without_the_filter_keep_unsafe_responses(
+    tiny_model_dir, prompt_files, tmp_path
+):
+    """`training.offpolicy.filter: false`: the same responses, none dropped and none judged,
+    to measure what the filter does."""
+    args = (tiny_model_dir, prompt_files["harmful"], prompt_files["benign"])
+    sampling = SamplingParams(temperature=0.7, max_new_tokens=5, seed=3)
+    filtered, everything = tmp_path / "filtered.jsonl", tmp_path / "all.jsonl"
+    build_offpolicy_pairs(*args, prompt_files["contexts"], EveryOtherUnsafe(), sampling, filtered)
+    judge = EveryOtherUnsafe()
+    build_offpolicy_pairs(
+        *args, prompt_files["contexts"], judge, sampling, everything, filter_unsafe=False
+    )
+    kept = [json.loads(x) for x in filtered.read_text().splitlines()]
+    rows = [json.loads(x) for x in everything.read_text().splitlines()]
+    assert judge.items == [] and len(rows) == len(kept) + 1
+    assert [r for r in rows if r["id"] in {k["id"] for k in kept}] == kept

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import os
 import subprocess
 import sys
@@ -64,6 +65,14 @@ def test_smoke_config_runs_end_to_end(tmp_path: Path) -> None:
     assert "## Flip rate against outcome" in summary and "| opsa-tfrlast |" in summary
     contexts = tmp_path / "results/contexts/smollm2-135m"
     assert (contexts / "selected.json").is_file() and (contexts / "ranking.csv").is_file()
+    # the teachers: measured, gated (overridden in the smoke config), in the report
+    teachers = json.loads((contexts / "teachers.json").read_text())
+    assert teachers["base"]["n_borderline"] == 4 and len(teachers["candidates"]) >= 12
+    assert (report / "teachers/smollm2-135m.png").stat().st_size > 10_000
+    assert "## Teachers: is the context worth distilling?" in summary
+    if teachers["gate"]["overridden"]:
+        assert summary.split("\n")[2].startswith("**Warning (smollm2-135m):** teacher gate")
+    assert "teachers" in json.loads((report / "summary.json").read_text())
     opsa = tmp_path / "results/models/smollm2-135m/opsa"
     assert (opsa / "model.safetensors").is_file() and (opsa / "token_diagnostics.json").is_file()
     assert len((opsa / "train_log.jsonl").read_text().splitlines()) == 2  # max_steps: 2

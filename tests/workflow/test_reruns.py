@@ -20,6 +20,7 @@ CONTEXT_RULES = {
     "merge_flip_rates",
     "select_context",
     "plot_flip_rates",
+    "plot_teachers",
 }
 TRAIN_RULES = {"offpolicy_pairs", "train"}
 

@@ -24,6 +24,7 @@ rule context_candidates:
 rule flip_rate_baseline:
     input:
         unpack(training_sets),
+        borderline=lambda wc: plan.borderline_sets(),
         model=base_model,
         code=package_code("flip-baseline"),
     output:
@@ -43,13 +44,15 @@ rule flip_rate_baseline:
         run_on=runtime_args(),
         n_harmful=config["contexts"]["n_harmful"],
         n_benign=config["contexts"]["n_benign"],
+        borderline=lambda wc, input: " ".join(f"--borderline {p}" for p in input.borderline),
+        n_borderline=config["contexts"]["n_borderline"],
         seed=config["seed"],
         sampling=as_json(config["contexts"]["sampling"]),
     shell:
         "python -m opsa --threads {threads} {params.run_on} flip-baseline --model-dir {input.model} "
         "--harmful {input.harmful} --benign {input.benign} --n-harmful {params.n_harmful:q} "
-        "--n-benign {params.n_benign:q} --seed {params.seed:q} --sampling {params.sampling:q} "
-        "--out {output} > {log} 2>&1"
+        "--n-benign {params.n_benign:q} {params.borderline} --n-borderline {params.n_borderline:q} "
+        "--seed {params.seed:q} --sampling {params.sampling:q} --out {output} > {log} 2>&1"
 
 
 rule judge_flip_rate_baseline:
@@ -185,6 +188,7 @@ checkpoint select_context:
             category="Context search",
             labels={"model": "{model}", "table": "ranking"},
         ),
+        teachers=P.teachers,
     log:
         "logs/select_context/{model}.log",
     conda:
@@ -193,10 +197,12 @@ checkpoint select_context:
     params:
         selection=as_json(config["contexts"]["selection"]),
         scores=lambda wc, input: input.get("scores", ""),
+        seed=config["seed"],
     shell:
         "python -m opsa --threads {threads} select-context --scores {params.scores} "
         "--candidates {input.candidates} --selection {params.selection:q} "
-        "--out {output.selected} --ranking {output.ranking} > {log} 2>&1"
+        "--out {output.selected} --ranking {output.ranking} --teachers {output.teachers} "
+        "--seed {params.seed:q} > {log} 2>&1"
 
 
 rule export_chosen_contexts:
@@ -257,4 +263,25 @@ rule plot_flip_rates:
         rate=config["contexts"]["selection"]["tfr"],
     shell:
         "python -m opsa --threads {threads} flip-plot --scores {input.ranking} --rate {params.rate:q} "
+        "--out {output} > {log} 2>&1"
+
+
+rule plot_teachers:
+    input:
+        teachers=P.teachers,
+        code=package_code("teacher-plot"),
+    output:
+        report(
+            P.teacher_plot,
+            caption="../report/teachers.rst",
+            category="Context search",
+            labels={"model": "{model}", "figure": "teachers"},
+        ),
+    log:
+        "logs/plot_teachers/{model}.log",
+    conda:
+        "../../envs/cpu.yaml"
+    threads: 1
+    shell:
+        "python -m opsa --threads {threads} teacher-plot --teachers {input.teachers} "
         "--out {output} > {log} 2>&1"

@@ -7,6 +7,8 @@ rule report:
         sweep=plan.size_sweeps(),
         tfr=plan.flip_rate_outcomes(),
         safesteer=plan.safety_token_tables(),
+        teachers=plan.teacher_files(),
+        scans=plan.direction_scans(),
         code=package_code("report"),
     output:
         csv=report(
@@ -41,7 +43,9 @@ rule report:
         "--token-divergence {input.token:q} --jailbreak {input.jailbreak:q} "
         "--training-curves {input.curves:q} --size-sweep {input.sweep:q} "
         "--flip-rate-outcome {input.tfr:q} --safesteer {input.safesteer:q} "
-        "--baseline {params.baseline:q} --out-csv {output.csv} --out-json {output.metrics} "
+        "--teachers {input.teachers:q} --direction-scans {input.scans:q} "
+        "--baseline {params.baseline:q} "
+        "--out-csv {output.csv} --out-json {output.metrics} "
         "--out-paired {output.paired} --out-md {output.md} --out-plot {output.plot} > {log} 2>&1"
 
 

@@ -23,10 +23,11 @@ rule offpolicy_pairs:
         sampling=as_json(config["training"]["offpolicy"]["sampling"]),
         judge=judge_params(config["training"]["offpolicy"]["judge"]),
         judge_model=lambda wc, input: input.get("judge_model", "none"),
+        keep_all="" if config["training"]["offpolicy"]["filter"] else "--no-filter",
     shell:
         "python -m opsa --threads {threads} {params.run_on} offpolicy-pairs --model-dir {input.model} "
         "--harmful {input.harmful} --benign {input.benign} --contexts {input.contexts:q} "
-        "--sampling {params.sampling:q} {params.judge} "
+        "--sampling {params.sampling:q} {params.judge} {params.keep_all} "
         "--judge-model {params.judge_model:q} --out {output} > {log} 2>&1"
 
 
@@ -56,7 +57,8 @@ rule steering_direction:
         model=base_model,
         code=package_code("steering-direction"),
     output:
-        P.direction,
+        direction=P.direction,
+        scan=P.direction_scan,
     log:
         "logs/steering_direction/{model}.log",
     benchmark:
@@ -74,7 +76,8 @@ rule steering_direction:
     shell:
         "python -m opsa --threads {threads} {params.run_on} steering-direction "
         "--model-dir {input.model} --harmful {input.harmful} --harmless {input.benign} "
-        "--settings {params.settings:q} --out {output} > {log} 2>&1"
+        "--settings {params.settings:q} --out {output.direction} --scan {output.scan} "
+        "> {log} 2>&1"
 
 
 rule safety_tokens:
