@@ -24,7 +24,7 @@ from opsa.errors import InputError
 from opsa.models import runtime
 from opsa.models.load import load_tokenizer
 from opsa.prompting.chat import render_user
-from opsa.records import atomic_path
+from opsa.records import atomic_path, write_json
 from opsa.steering.prompts import prompt_texts
 
 log = logging.getLogger(__name__)
@@ -163,6 +163,9 @@ def write_direction(
         direction = choose_direction(model, tokenizer, harmful, harmless, settings, scan_out)
     else:
         direction = extract_direction(model, tokenizer, harmful, harmless, settings)
+        if scan_out is not None:  # the rule's output says the scan was off
+            chosen = {"layer": direction.layer, "position": direction.position}
+            write_json(scan_out, {"scanned": False, "chosen": chosen, "candidates": []})
     direction.save(out, {"harmful": len(harmful), "harmless": len(harmless)})
     log.info(
         "refusal direction: layer %d, position %d, norm %.3f, from %d harmful and %d harmless",

@@ -31,6 +31,12 @@ def test_direction_tokens_and_training_from_the_command_line(embedded_model_dir,
                  "--harmless", str(benign), "--settings", '{"layer": 10}',
                  "--out", str(direction)]) == 0  # fmt: skip
     assert RefusalDirection.load(direction).layer == 10
+    # the scan off (search: null), the rule's scan record says so
+    assert main([*run, "steering-direction", "--model-dir", model, "--harmful", str(harmful),
+                 "--harmless", str(benign), "--settings", '{"layer": 10, "search": null}',
+                 "--out", str(direction), "--scan", str(tmp_path / "scan.json")]) == 0  # fmt: skip
+    skipped = json.loads((tmp_path / "scan.json").read_text())
+    assert skipped["scanned"] is False and skipped["chosen"] == {"layer": 10, "position": -1}
     settings = '{"count": 5, "positions": 2, "samples": 2, "inner_top_k": 10}'
     assert main([*run, "safety-tokens", "--model-dir", model, "--prompts", str(benign),
                  "--direction", str(direction), "--coefficient", "4", "--settings", settings,
