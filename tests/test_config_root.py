@@ -158,7 +158,8 @@ def test_each_kind_of_set_has_its_judge_and_decoding() -> None:
 def test_context_search_and_judges_in_use_follow_the_methods() -> None:
     cfg, _ = typed()
     assert cfg.needs_context_search() and not cfg.context_pinned()
-    assert cfg.judges_in_use() == ["refusal"]
+    # the evaluation's judge and the off-policy baseline's own filter
+    assert cfg.judges_in_use() == ["prefix", "refusal"]
 
     def pinned_and_untrained(config: dict[str, Any]) -> None:
         config["training"]["methods"] = ["safesteer"]
