@@ -34,7 +34,7 @@ def scanned(embedded):
     # the 135M model never makes refusal the likelier opener (log-odds > 0, the method's
     # threshold); a threshold below every score keeps the candidates to compare them
     search = DirectionSearch(
-        positions=2, validation=3, max_layer_fraction=0.5, max_kl=10.0, min_induce=-100.0
+        positions=2, validation=3, max_layer_fraction=0.3, max_kl=10.0, min_induce=-100.0
     )
     return scan(model, tokenizer, HARMFUL + MORE_HARMFUL, HARMLESS + MORE_HARMLESS, search)
 
@@ -44,7 +44,7 @@ def test_scan_scores_every_candidate_and_keeps_the_lowest_bypass(embedded, scann
     chosen, candidates = scanned
     depth = model.config.num_hidden_layers
     assert len(candidates) == depth * 2
-    late = [c for c in candidates if c.layer >= depth // 2]
+    late = [c for c in candidates if c.layer >= 0.3 * depth]
     assert late and all(not c.kept and c.why == "late layer" and math.isnan(c.kl) for c in late)
     kept = [c for c in candidates if c.kept]
     assert kept and all(c.induce > -100.0 and c.kl <= 10.0 for c in kept)
