@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 
 from opsa.contexts.candidates import AXES, branch_of, read_candidates
-from opsa.contexts.teachers import point_columns, teacher_point
+from opsa.contexts.teachers import point_columns, resample_indices, teacher_point
 from opsa.errors import InputError
 from opsa.generation.backend import open_generator
 from opsa.generation.engine import Generator, SamplingParams
@@ -62,11 +62,6 @@ class Rate:
             f"{name}_low": self.low,
             f"{name}_high": self.high,
         }
-
-
-def resample_indices(n: int, n_bootstrap: int, seed: int) -> np.ndarray:
-    """`n_bootstrap` rows of `n` prompt indices drawn with replacement (seeded)."""
-    return np.random.default_rng(seed).integers(0, n, size=(n_bootstrap, n))
 
 
 def rate(hits: np.ndarray, base: np.ndarray, resamples: np.ndarray) -> Rate:
