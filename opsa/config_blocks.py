@@ -273,6 +273,10 @@ class SafeSteer(Block):
         dict[str, Any],
         Settings("opsa.steering.direction:DirectionSettings", define="steering_direction"),
     ] = Field({}, description="where the refusal direction is read and added")
+    teacher: Annotated[
+        dict[str, Any],
+        Settings("opsa.steering.teacher:SteeredTeacherCheck", define="steered_teacher"),
+    ] = Field({}, description="the steered teacher's point at each coefficient, and its gate")
     tokens: Annotated[
         dict[str, Any], Settings("opsa.steering.tokens:TokenSelection", define="safety_tokens")
     ] = Field({}, description="the safety-token vote")
@@ -281,7 +285,9 @@ class SafeSteer(Block):
     ] = Field(
         {},
         description="the method's own settings over training.common (keys of training.opsa; "
-        "defaults divergence reverse_kl, estimator restricted; token_ids come from the vote)",
+        "defaults: SafeSteer's published lr 1e-5, epochs 1, rollouts_per_prompt 8 at "
+        "temperature 1.0, over training.common; divergence reverse_kl, estimator restricted; "
+        "token_ids come from the vote)",
     )
 
 

@@ -53,7 +53,8 @@ STAGES = (
         (
             "prepare-model", "context-candidates", "flip-baseline", "flip-judge-baseline",
             "flip-score", "flip-merge", "context-search", "select-context", "ranked-context",
-            "offpolicy-pairs", "external-pairs", "steering-direction", "safety-tokens", "train",
+            "offpolicy-pairs", "external-pairs", "steering-direction", "steered-teacher",
+            "safety-tokens", "train",
         ),
         (P.data,),
         ("seed", "models", "policies", "datasets", "judges", "contexts", "training", "analysis"),

@@ -54,6 +54,7 @@ class Paths:
     external_pairs = "results/training_data/external.jsonl"
     direction = "results/steering/{model}/direction.safetensors"
     direction_scan = "results/steering/{model}/direction_scan.json"
+    steered_teacher = "results/steering/{model}/steered_teacher.json"
     safety_tokens = "results/steering/{model}/safety_tokens.json"
     safety_token_table = "results/steering/{model}/safety_tokens.md"
     # generation, judges, evaluation

@@ -106,6 +106,12 @@ class Plan:
         search = self.config["training"]["safesteer"]["direction"].get("search") is not None
         return self.per_policy(Paths.direction_scan, wanted and search)
 
+    def steered_teachers(self, model: str | None = None) -> list[str]:
+        """SafeSteer's steered-teacher records: every policy's, or `model`'s."""
+        if "safesteer" not in self.config["training"]["methods"]:
+            return []
+        return [fill(Paths.steered_teacher, model=m) for m in ([model] if model else self.policies)]
+
     def training_curves(self) -> list[str]:
         return self.per_policy(Paths.training_curves_plot, bool(self.cfg.trained_variants()))
 

@@ -12,6 +12,7 @@ import pytest
 from opsa.config import PipelineConfig, load_config_files
 from opsa.errors import InputError
 from opsa.layout import BASE, Variant
+from opsa.training.config import SAFESTEER_PUBLISHED
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ROOT / "config/config.yaml"
@@ -108,6 +109,7 @@ def test_settings_of_a_variant_are_common_then_its_methods_then_its_seed() -> No
     steer = training["safesteer"]
     assert cfg.settings_for(Variant("safesteer", seed=1)) == {
         **common,
+        **SAFESTEER_PUBLISHED,  # its published lr, epochs, rollouts over the common ones
         **steer["train"],
         "steering_coefficient": steer["coefficient"],
         "seed": 1,

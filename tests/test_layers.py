@@ -10,7 +10,7 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "opsa"
 LIBRARY = {
-    "errors", "records", "hub", "layout", "figures", "models", "prompting", "distill",
+    "errors", "records", "hub", "layout", "figures", "teachers", "models", "prompting", "distill",
     "generation", "judges",
 }  # fmt: skip
 STAGES = {

@@ -194,6 +194,7 @@ def _flip_plot(a: argparse.Namespace) -> None:
 
 def _teacher_plot_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--teachers", type=Path, required=True)
+    p.add_argument("--steered", type=Path, default=None, help="SafeSteer's steered teacher")
     p.add_argument("--out", type=Path, required=True)
 
 
@@ -202,4 +203,4 @@ def _teacher_plot(a: argparse.Namespace) -> None:
     """Every candidate's teacher against the base, in the over-refusal/compliance plane."""
     from opsa.contexts.teacher_plot import plot_teachers
 
-    plot_teachers(a.teachers, a.out)
+    plot_teachers(a.teachers, a.out, a.steered)

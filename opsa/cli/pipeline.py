@@ -194,6 +194,9 @@ def _report_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--direction-scans", type=Path, nargs="*", default=[], help="SafeSteer direction scans"
     )
+    p.add_argument(
+        "--steered-teachers", type=Path, nargs="*", default=[], help="SafeSteer's teachers"
+    )
     for name in ("csv", "json", "paired", "md", "plot"):
         p.add_argument(f"--out-{name}", type=Path, required=True)
 
@@ -224,10 +227,15 @@ def _report(a: argparse.Namespace) -> None:
     sections = [module.markdown_section(paths) for module, paths in analyses if paths]
     if a.direction_scans:
         sections.append(safesteer.scan_section(a.direction_scans))
+    if a.steered_teachers:
+        sections.insert(0, safesteer.teacher_section(a.steered_teachers))
     if a.teachers:
         sections.insert(0, teachers.markdown_section(a.teachers))
     warnings = teachers.warnings(a.teachers) + safesteer.scan_warnings(a.direction_scans)
+    warnings += safesteer.teacher_warnings(a.steered_teachers)
     extra = {"teachers": teachers.metrics(a.teachers)} if a.teachers else {}
+    if a.steered_teachers:
+        extra["steered_teachers"] = safesteer.teacher_metrics(a.steered_teachers)
     outs = ReportFiles(a.out_csv, a.out_json, a.out_paired, a.out_md, a.out_plot)
     write_report(a.evals, outs, sections, a.baseline, warnings, extra)
 

@@ -90,6 +90,33 @@ def _steering_direction(a: argparse.Namespace) -> None:
     write_direction(a.model_dir, a.harmful, a.harmless, settings, a.out, scan_out=a.scan)
 
 
+def _steered_teacher_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model-dir", type=Path, required=True)
+    p.add_argument("--direction", type=Path, required=True)
+    p.add_argument("--baseline", type=Path, required=True, help="the judged flip-rate baseline")
+    p.add_argument("--coefficient", type=float, required=True, help="the one training uses")
+    p.add_argument("--settings", type=json_arg, default={}, help="training.safesteer.teacher")
+    p.add_argument("--sampling", type=json_arg, default={}, help="contexts.sampling")
+    p.add_argument("--seed", type=int, default=0, help="the bootstrap's seed")
+    judge_args(p)
+
+
+@step("steered-teacher", _steered_teacher_args)
+def _steered_teacher(a: argparse.Namespace) -> None:
+    """SafeSteer's steered teacher on the selection split at each coefficient, and its gate:
+    no SafeSteer training starts after a failing teacher unless the gate is overridden."""
+    from opsa.generation.engine import SamplingParams
+    from opsa.steering.teacher import SteeredTeacherCheck, check_steered_teacher
+
+    check = validated(SteeredTeacherCheck, a.settings, "training.safesteer.teacher")
+    sampling = validated(SamplingParams, a.sampling, "contexts.sampling")
+    judge = build_judge_from_args(a)
+    check_steered_teacher(
+        a.model_dir, a.direction, a.baseline, judge, sampling, a.coefficient, check, a.out,
+        seed=a.seed,
+    )  # fmt: skip
+
+
 def _safety_tokens_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model-dir", type=Path, required=True)
     p.add_argument("--prompts", type=Path, required=True, help="the prompts that vote")

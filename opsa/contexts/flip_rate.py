@@ -29,13 +29,13 @@ import numpy as np
 import pandas as pd
 
 from opsa.contexts.candidates import AXES, branch_of, read_candidates
-from opsa.contexts.teachers import point_columns, resample_indices, teacher_point
 from opsa.errors import InputError
 from opsa.generation.backend import open_generator
 from opsa.generation.engine import Generator, SamplingParams
 from opsa.judges.base import Judge, JudgeItem, Verdict
 from opsa.prompting.placement import Context, render_prompt
 from opsa.records import atomic_path, read_jsonl, require_columns, write_jsonl
+from opsa.teachers import point_columns, resample_indices, teacher_point
 
 log = logging.getLogger(__name__)
 
@@ -309,7 +309,7 @@ def diagnose(
     seed: int,
     prefix: str = "",
 ) -> dict[str, Any]:
-    """A teacher's point (opsa.contexts.teachers) from its verdicts on the harmful and the
+    """A teacher's point (opsa.teachers) from its verdicts on the harmful and the
     borderline prompts among `baseline` (a benign-branch candidate has no harmful ones)."""
     judged = list(zip(baseline, verdicts, strict=True))
     safe = [not v.unsafe for r, v in judged if r["set"] == "harmful"]

@@ -3,7 +3,7 @@ benign ones (or no context), and say why.
 
 - c_h: the highest teacher flip rate (or, with `rank_by: discrimination`, the highest
   discrimination) among the harmful branch's contexts whose benign over-refusal is at most
-  `max_over_refusal` and whose teacher passes the gate (opsa.contexts.teachers); ties go to
+  `max_over_refusal` and whose teacher passes the gate (opsa.teachers); ties go to
   the higher lower bound of the interval, then the lower over-refusal, then the id. When no
   candidate passes the gate, selection stops with one line naming the best candidate, unless
   `gate.override` is set: then the best candidate is chosen anyway and the choice says so.
@@ -29,9 +29,9 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from opsa.contexts.candidates import read_candidates
 from opsa.contexts.flip_rate import score_columns
-from opsa.contexts.teachers import BITS, GateConfig, gate_failures, pair_point, point_of
 from opsa.errors import InputError
 from opsa.records import atomic_path, read_json, require_columns, write_json
+from opsa.teachers import BITS, GateConfig, gate_failures, pair_point, point_of
 
 log = logging.getLogger(__name__)
 

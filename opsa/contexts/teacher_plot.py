@@ -1,6 +1,7 @@
 """Every candidate's teacher in the (borderline over-refusal, harmful compliance) plane, with
 95% intervals, the base model marked, the gate's over-refusal budget drawn, and the selected
-pair: a teacher worth distilling sits below and not far right of the base."""
+pair (and SafeSteer's steered teacher at each coefficient, as triangles): a teacher worth
+distilling sits below and not far right of the base."""
 
 from __future__ import annotations
 
@@ -12,8 +13,11 @@ from opsa.figures import plt, save_png
 from opsa.records import read_json
 
 
-def plot_teachers(teachers_path: str | Path, out_path: str | Path) -> None:
-    """Write a PNG of the teachers of `teachers.json` (harmful-branch candidates)."""
+def plot_teachers(
+    teachers_path: str | Path, out_path: str | Path, steered_path: str | Path | None = None
+) -> None:
+    """Write a PNG of the teachers of `teachers.json` (harmful-branch candidates), and of
+    SafeSteer's steered teacher at each coefficient (`steered_path`, when given)."""
     teachers = read_json(teachers_path)
     if teachers.get("pinned"):
         raise InputError(f"{teachers_path}: pinned contexts are not measured; nothing to plot")
@@ -30,6 +34,12 @@ def plot_teachers(teachers_path: str | Path, out_path: str | Path) -> None:
     pair = teachers["selected"]["pair"]
     _point(ax, pair, "#aa3377", "D", "#aa3377", size=8)
     ax.annotate("selected pair", _xy(pair), fontsize=8, xytext=(4, 4), textcoords="offset points")
+    if steered_path is not None:
+        for p in read_json(steered_path)["coefficients"]:
+            face = "#228833" if p["passes_gate"] else "white"
+            _point(ax, p, "#228833", "^", face, size=7)
+            label = f"steered c={p['coefficient']:g}"
+            ax.annotate(label, _xy(p), fontsize=6, xytext=(3, -8), textcoords="offset points")
     budget = base["borderline_refusal"] + gate["max_borderline_increase"]
     ax.axvline(budget, color="#999999", linestyle="--", linewidth=1)
     ax.axhline(1 - base["harmful_safe"], color="#999999", linestyle=":", linewidth=1)

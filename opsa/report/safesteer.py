@@ -1,6 +1,7 @@
 """SafeSteer's artifacts in summary.md: per policy, the refusal direction and the safety tokens
 its steered teacher promotes (the table the `safety_tokens` step writes beside its JSON), and
-the (layer, position) scan that chose the direction, with its gate."""
+the (layer, position) scan that chose the direction, and the steered teacher at each
+coefficient against the base model, each with its gate."""
 
 from __future__ import annotations
 
@@ -8,6 +9,13 @@ from pathlib import Path
 
 from opsa.errors import InputError
 from opsa.records import read_json
+from opsa.report.teachers import (
+    HEAD,
+    gate_warnings,
+    point_metrics,
+    point_row,
+    read_per_policy,
+)
 
 TITLE = "# SafeSteer: refusal direction and safety tokens"
 
@@ -64,5 +72,53 @@ def scan_section(paths: list[Path], top: int = 8) -> str:
                 f"| {c['layer']} | {c['position']} | {c['bypass']:.2f} | {c['induce']:.2f} | "
                 f"{c['kl']:.3f} | {'yes' if c['kept'] else c['why']} |"
             )
+        lines.append("")
+    return "\n".join(lines)
+
+
+def read_steered_teachers(paths: list[Path]) -> dict[str, dict]:
+    """policy -> its steered_teacher.json (written by the `steered-teacher` step)."""
+    return read_per_policy(paths, ("coefficients", "gate", "base"), "steered-teacher record")
+
+
+def teacher_warnings(paths: list[Path]) -> list[str]:
+    """One line per policy whose steered-teacher gate was overridden."""
+    return gate_warnings(read_steered_teachers(paths))
+
+
+def teacher_metrics(paths: list[Path]) -> dict[str, dict]:
+    """policy -> the base's and each coefficient's point, for summary.json (DVC metrics)."""
+    out = {}
+    for policy, r in read_steered_teachers(paths).items():
+        points = {"base": r["base"]} | {f"c={p['coefficient']:g}": p for p in r["coefficients"]}
+        out[policy] = point_metrics(points, r["gate"]["passed"])
+    return out
+
+
+def teacher_section(paths: list[Path]) -> str:
+    """summary.md's section on SafeSteer's steered teacher: each coefficient against the base."""
+    lines = ["", "## SafeSteer: is the steered teacher worth distilling?", ""]
+    lines += [
+        "The base model with coefficient × refusal direction added at the direction's layer, on "
+        "the prompts and draws of the context teachers above (percent, 95% intervals); the "
+        "gate reads the coefficient training uses.",
+        "",
+    ]
+    for policy, r in read_steered_teachers(paths).items():
+        gate = r["gate"]
+        verdict = "passed" if gate["passed"] else "overridden" if gate["overridden"] else "off"
+        where = r["direction"]
+        lines += [
+            f"**{policy}**: gate {verdict} at coefficient {r['coefficient']:g} (direction at "
+            f"layer {where['layer']}, position {where['position']}; judge {r['judge']}).",
+            "",
+            HEAD.replace("| teacher |", "| coefficient |"),
+            "|---|---|---|---|---|---|",
+            point_row("base model", r["base"], "–"),
+        ]
+        for p in r["coefficients"]:
+            mark = "pass" if p["passes_gate"] else "fail: " + "; ".join(p["gate_failures"])
+            trained = " (trained)" if p["coefficient"] == r["coefficient"] else ""
+            lines.append(point_row(f"{p['coefficient']:g}{trained}", p, mark))
         lines.append("")
     return "\n".join(lines)

@@ -102,6 +102,7 @@ def markdown(
     records: list[Record],
     found: dict[ModelKey, dict[str, Composite]],
     warnings: list[str] | None = None,
+    flags: list[str] | None = None,
 ) -> str:
     by_key = {(r["model"], r["variant"], r["role"], r["set"], r["metric"]): r for r in records}
     columns = column_order(records)
@@ -127,7 +128,9 @@ def markdown(
             c = found[model].get(name)
             cells.append(cell(c.value, c.low, c.high, c.n) if c else "–")
         lines.append(f"| {model[0]} | {model[1]} | " + " | ".join(cells) + " |")
-    return "\n".join(lines + [""] + notes(records, found)) + "\n"
+    tax = ["", "Reasoning below the base model's interval (flagged):"] if flags else []
+    tax += [f"- {f}" for f in flags or []]
+    return "\n".join(lines + [""] + notes(records, found) + tax) + "\n"
 
 
 def notes(records: list[Record], found: dict[ModelKey, dict[str, Composite]]) -> list[str]:
@@ -146,6 +149,36 @@ def notes(records: list[Record], found: dict[ModelKey, dict[str, Composite]]) ->
                 f"- {m[0]}/{m[1]}: {', '.join(c[name].sets)}" for m, c in found.items() if name in c
             ]
     return lines
+
+
+def safety_tax(records: list[Record], found: dict[ModelKey, dict[str, Composite]]) -> list[str]:
+    """One line per trained variant and reasoning set (or R) whose accuracy falls below the
+    lower end of its model's base variant's interval: the safety tax, flagged."""
+    flags = []
+    reasoning = {
+        (r["model"], r["variant"], r["set"]): (r["value"], r["ci_low"], r["ci_high"])
+        for r in records
+        if r["role"] == "eval_reasoning"
+    }
+    for (model, variant), found_here in found.items():
+        base_found = found.get((model, "base"), {})
+        if variant == "base":
+            continue
+        pairs = [
+            (name, (v, lo, hi), reasoning.get((model, "base", name)))
+            for (m, var, name), (v, lo, hi) in reasoning.items()
+            if (m, var) == (model, variant)
+        ]
+        if "R" in found_here and "R" in base_found:
+            c, b = found_here["R"], base_found["R"]
+            pairs.append(("R", (c.value, c.low, c.high), (b.value, b.low, b.high)))
+        for name, (value, _, _), base in sorted(pairs, key=lambda p: p[0]):
+            if base is not None and not math.isnan(base[1]) and value < base[1]:
+                flags.append(
+                    f"Safety tax: {model}/{variant} {name} {100 * value:.1f}, below the base "
+                    f"model's interval {percent(*base)}"
+                )
+    return flags
 
 
 def plot_points(found: dict[ModelKey, dict[str, Composite]]) -> list[Point]:
@@ -188,11 +221,13 @@ def write_report(
         )
         rows += composite_rows(model, found_here)
     write_csv(out.csv, rows)
-    write_json(out.json, metrics(rows) | (extra_metrics or {}))
+    flags = safety_tax(records, found)
+    write_json(out.json, metrics(rows) | {"safety_tax": flags} | (extra_metrics or {}))
     paired.write_csv(out.paired, differences)
     with atomic_path(out.md) as tmp:
         paired_section = paired.markdown_section(differences, baseline)
-        text = markdown(records, found, warnings) + paired_section + "".join(sections or [])
+        text = markdown(records, found, warnings, flags) + paired_section
+        text += "".join(sections or [])
         tmp.write_text(text, encoding="utf-8")
     plot_safety_reasoning(
         plot_points(found),

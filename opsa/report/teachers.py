@@ -15,24 +15,35 @@ COLUMNS = ("harmful_safe", "borderline_refusal", "discrimination", "composite")
 HEAD = "| teacher | harmful safe ↑ | borderline refusal ↓ | discrimination ↑ | composite ↑ | gate |"
 
 
-def read_teachers(paths: list[Path]) -> dict[str, dict[str, Any]]:
-    """policy -> its teachers.json (the policy is the file's folder name)."""
+def read_per_policy(paths: list[Path], keys: tuple[str, ...], what: str) -> dict[str, Any]:
+    """policy -> the JSON record at each path (the policy is the file's folder name), each
+    checked for `keys`."""
     out = {}
     for path in paths:
-        teachers = read_json(path)
-        if "gate" not in teachers or "candidates" not in teachers:
-            raise InputError(f"{path}: not a teachers file (needs 'gate' and 'candidates')")
-        out[Path(path).parent.name] = teachers
+        record = read_json(path)
+        if any(key not in record for key in keys):
+            raise InputError(f"{path}: not a {what} (needs {', '.join(map(repr, keys))})")
+        out[Path(path).parent.name] = record
     return out
 
 
-def warnings(paths: list[Path]) -> list[str]:
-    """One line per policy whose gate was overridden."""
+def gate_warnings(records: dict[str, Any]) -> list[str]:
+    """One line per policy whose record's gate was overridden."""
     return [
-        f"**Warning ({policy}):** {t['gate']['warning']}"
-        for policy, t in read_teachers(paths).items()
-        if t["gate"].get("overridden")
+        f"**Warning ({policy}):** {r['gate']['warning']}"
+        for policy, r in records.items()
+        if r["gate"].get("overridden")
     ]
+
+
+def read_teachers(paths: list[Path]) -> dict[str, dict[str, Any]]:
+    """policy -> its teachers.json."""
+    return read_per_policy(paths, ("gate", "candidates"), "teachers file")
+
+
+def warnings(paths: list[Path]) -> list[str]:
+    """One line per policy whose context gate was overridden."""
+    return gate_warnings(read_teachers(paths))
 
 
 def metrics(paths: list[Path]) -> dict[str, Any]:
@@ -43,10 +54,14 @@ def metrics(paths: list[Path]) -> dict[str, Any]:
             continue
         points = {"base": t["base"], "selected_pair": t["selected"]["pair"]}
         points |= {c["id"]: c for c in t["candidates"] if c["branch"] == "harmful"}
-        out[policy] = {
-            name: {m: _number(p.get(m)) for m in COLUMNS} for name, p in points.items()
-        } | {"gate_passed": t["gate"]["passed"]}
+        out[policy] = point_metrics(points, t["gate"]["passed"])
     return out
+
+
+def point_metrics(points: dict[str, Any], gate_passed: bool) -> dict[str, Any]:
+    """name -> the four metrics of each point (None for NaN), and the gate's verdict."""
+    numbers = {name: {m: _number(p.get(m)) for m in COLUMNS} for name, p in points.items()}
+    return numbers | {"gate_passed": gate_passed}
 
 
 def markdown_section(paths: list[Path]) -> str:
@@ -78,18 +93,18 @@ def markdown_section(paths: list[Path]) -> str:
             "",
             HEAD,
             "|---|---|---|---|---|---|",
-            _row("base model", t["base"], "–"),
-            _row("selected pair", t["selected"]["pair"], "–"),
+            point_row("base model", t["base"], "–"),
+            point_row("selected pair", t["selected"]["pair"], "–"),
         ]
         for c in t["candidates"]:
             if c["branch"] == "harmful":
                 mark = "pass" if c["passes_gate"] else "fail: " + "; ".join(c["gate_failures"])
-                lines.append(_row(c["id"], c, mark))
+                lines.append(point_row(c["id"], c, mark))
         lines.append("")
     return "\n".join(lines)
 
 
-def _row(name: str, point: dict[str, Any], gate: str) -> str:
+def point_row(name: str, point: dict[str, Any], gate: str) -> str:
     cells = [
         percent(point[m], point[f"{m}_low"], point[f"{m}_high"]) if _number(point[m]) is not None
         else "–"

@@ -80,6 +80,9 @@ class OPSAConfig(TrainConfig):
     temperature: float = Field(0.6, gt=0.0)
     top_p: float = Field(1.0, gt=0.0, le=1.0)
     max_new_tokens: int = Field(32, ge=1)
+    rollouts_per_prompt: int = Field(
+        1, ge=1, description="student samples per prompt and step, each its own sequence"
+    )
     generation_batch_size: int = Field(16, ge=1)
     rollout_sync_every: int = Field(
         1, ge=1, description="vLLM rollouts: push the student's weights every n optimizer steps"
@@ -128,10 +131,19 @@ class OPSAConfig(TrainConfig):
         return self
 
 
+# SafeSteer's published training settings (its code's defaults for Qwen; Llama: lr 1e-6): they
+# are its defaults here, over training.common, unless training.safesteer.train sets them
+SAFESTEER_PUBLISHED = {"lr": 1e-5, "epochs": 1, "temperature": 1.0, "rollouts_per_prompt": 8}
+
+
 class SafeSteerConfig(OPSAConfig):
     """SafeSteer: OPSA's loop with a steered teacher and no context; reverse KL restricted to
-    the safety tokens (token_ids, from the token selection), not renormalised; one epoch."""
+    the safety tokens (token_ids, from the token selection), not renormalised; by default its
+    published lr 1e-5, one epoch, 8 rollouts per prompt at T 1.0."""
 
+    lr: float = Field(SAFESTEER_PUBLISHED["lr"], gt=0.0, le=1.0)
+    temperature: float = Field(SAFESTEER_PUBLISHED["temperature"], gt=0.0)
+    rollouts_per_prompt: int = Field(SAFESTEER_PUBLISHED["rollouts_per_prompt"], ge=1)
     divergence: DivergenceName = "reverse_kl"
     estimator: Literal["full", "topk", "topk_tail", "sampled", "restricted"] = "restricted"
     steering_coefficient: float = Field(

@@ -16,6 +16,7 @@ from typing import Any
 
 from opsa.errors import InputError
 from opsa.training.config import (
+    SAFESTEER_PUBLISHED,
     OPSAConfig,
     SafeSteerConfig,
     SFTConfig,
@@ -133,6 +134,7 @@ register(
         train=_train_safesteer,
         uses_contexts=False,
         settings=lambda training: {
+            **SAFESTEER_PUBLISHED,
             **training["safesteer"]["train"],
             "steering_coefficient": training["safesteer"]["coefficient"],
         },

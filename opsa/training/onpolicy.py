@@ -120,6 +120,7 @@ class OPSATask:
             max_new_tokens=self.config.max_new_tokens,
             seed=(self.config.seed * 1_000_003 + step) * 1009 + acc.process_index,
             batch_size=self.config.generation_batch_size,
+            samples=self.config.rollouts_per_prompt,
         )
 
     def backward(self, micro_batches: list[list[int]], step: int) -> StepStats:
@@ -130,6 +131,10 @@ class OPSATask:
         completions = (
             self.rollouts.sample(student, ids, self.sampling(step), step) if prompts else []
         )
+        # rollouts_per_prompt samples of each prompt, in order: each is a sequence of its own
+        n = cfg.rollouts_per_prompt
+        prompts = [p for p in prompts for _ in range(n)]
+        micro_batches = [[i for i in mb for _ in range(n)] for mb in micro_batches]
         local = sum(max(0, len(c) - cfg.skip_first_tokens) for c in completions)
         scale = acc.num_processes / max(1, global_count(acc, local))
         loss_sum, offsets, targets, values, start = 0.0, [], [], [], 0

@@ -75,8 +75,9 @@ def with_stop(c: Completion) -> list[int]:
 def sample_completions(
     model: torch.nn.Module, tokenizer: Any, prompt_ids: list[list[int]], params: SamplingParams
 ) -> list[list[int]]:
-    """One completion per prompt sampled by HF from the live `model`, as token ids ending with
-    the stop token when the model stopped (cut at the first one: nothing after it is kept)."""
+    """`params.samples` completions per prompt (in order) sampled by HF from the live `model`,
+    as token ids ending with the stop token when the model stopped (cut at the first one:
+    nothing after it is kept)."""
     was_training = model.training
     model.eval()
     try:
@@ -85,7 +86,7 @@ def sample_completions(
             completions = generator.generate_ids(prompt_ids, params)
     finally:
         model.train(was_training)
-    return [with_stop(c[0]) for c in completions]
+    return [with_stop(sample) for c in completions for sample in c]
 
 
 class Rollouts:
@@ -111,15 +112,15 @@ class Rollouts:
         params: SamplingParams,
         step: int,
     ) -> list[list[int]]:
-        """One completion per prompt from the student after `step` optimizer steps. The engine
-        gets the student's weights first when it has none yet (start, resume) or when they
-        are `sync_every` steps old."""
+        """`params.samples` completions per prompt (in order) from the student after `step`
+        optimizer steps. The engine gets the student's weights first when it has none yet
+        (start, resume) or when they are `sync_every` steps old."""
         if self.engine is None:
             return sample_completions(student, self.tokenizer, prompt_ids, params)
         if self.synced_step is None or step - self.synced_step >= self.sync_every:
             self.push(student, step)
         self.staleness = step - self.synced_step
-        return [with_stop(c[0]) for c in self.engine.generate_ids(prompt_ids, params)]
+        return [with_stop(s) for c in self.engine.generate_ids(prompt_ids, params) for s in c]
 
     @torch.no_grad()
     def push(self, student: torch.nn.Module, step: int) -> None:

@@ -129,6 +129,28 @@ def test_differing_safety_sets_are_flagged(tmp_path: Path) -> None:
     assert "- m/base: harmbench, xstest" in md
 
 
+def test_reasoning_below_the_base_interval_is_flagged(tmp_path: Path) -> None:
+    """The safety tax stays visible: a variant whose accuracy falls under the base model's
+    interval is listed under the table and in summary.json; one inside it is not."""
+    records = [
+        *RECORDS,
+        record("opsa", "eval_reasoning", "gsm8k", 0.25, [0.2, 0.3], n=20),
+        record("sd", "eval_reasoning", "gsm8k", 0.35, [0.3, 0.4], n=20),
+    ]
+    out = tmp_path / "report"
+    write_report(write_records(tmp_path, records), ReportFiles.in_folder(out))
+    md = (out / "summary.md").read_text(encoding="utf-8")
+    flags = [line for line in md.splitlines() if "Safety tax" in line]
+    assert flags == [
+        "- Safety tax: m/opsa R 25.0, below the base model's interval 40.0 [30.5, 49.5]",
+        "- Safety tax: m/opsa gsm8k 25.0, below the base model's interval 40.0 [30.0, 50.0]",
+    ]
+    assert read_json(out / "summary.json")["safety_tax"] == [f[2:] for f in flags]
+    write_report(write_records(tmp_path, RECORDS), ReportFiles.in_folder(out))
+    assert "Safety tax" not in (out / "summary.md").read_text(encoding="utf-8")
+    assert read_json(out / "summary.json")["safety_tax"] == []
+
+
 def test_duplicate_and_incomplete_records(tmp_path: Path) -> None:
     paths = write_records(tmp_path, RECORDS[:2])
     copy = tmp_path / "copy.json"

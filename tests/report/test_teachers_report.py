@@ -13,9 +13,9 @@ from opsa.cli import main
 from opsa.contexts.flip_rate import score_columns
 from opsa.contexts.select import SelectionConfig, select_contexts
 from opsa.contexts.teacher_plot import plot_teachers
-from opsa.contexts.teachers import teacher_point
 from opsa.records import read_json, write_json
 from opsa.report.summary import ReportFiles
+from opsa.teachers import teacher_point
 
 NAMES = ("csv", "json", "paired", "md", "plot")  # ReportFiles' order
 BASE_SAFE, BASE_BORDERLINE = [False] * 9 + [True], [False] * 10
@@ -69,6 +69,13 @@ def test_an_overridden_gate_opens_the_report_with_a_warning(tmp_path):
     assert metrics["teachers"]["m"]["refuse-all"]["borderline_refusal"] == 0.8
     plot_teachers(teachers, tmp_path / "teachers.png")
     assert (tmp_path / "teachers.png").stat().st_size > 10_000
+    # SafeSteer's steered teacher, one triangle per coefficient, on the same plane
+    point = teacher_point(np.array([True] * 5 + [False] * 5), np.array([False] * 10), 200, 0)
+    steered = {"coefficients": [point | {"coefficient": 2.0, "passes_gate": False}]}
+    write_json(tmp_path / "steered_teacher.json", steered)
+    plot_teachers(teachers, tmp_path / "both.png", tmp_path / "steered_teacher.json")
+    png = (tmp_path / "both.png").read_bytes()
+    assert png.startswith(b"\x89PNG") and png != (tmp_path / "teachers.png").read_bytes()
 
 
 def test_a_passing_teacher_is_reported_without_warning(tmp_path):

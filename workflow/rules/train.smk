@@ -80,11 +80,49 @@ rule steering_direction:
         "> {log} 2>&1"
 
 
+rule steered_teacher:
+    input:
+        unpack(judge_inputs(config["contexts"]["judge"])),
+        model=base_model,
+        direction=P.direction,
+        baseline=P.flip_baseline_judged,
+        code=package_code("steered-teacher"),
+    output:
+        P.steered_teacher,
+    log:
+        "logs/steered_teacher/{model}.log",
+    benchmark:
+        "benchmarks/steered_teacher/{model}.tsv"
+    conda:
+        "../../envs/cuda.yaml"
+    threads: 2
+    resources:
+        mem_mb=mem_mb_by_scale(4000, 8000),
+        runtime=runtime_by_scale(60, 240),
+        gpu=1,
+    params:
+        run_on=runtime_args(),
+        coefficient=config["training"]["safesteer"]["coefficient"],
+        settings=as_json(config["training"]["safesteer"]["teacher"]),
+        sampling=as_json(config["contexts"]["sampling"]),
+        seed=config["seed"],
+        judge=config["contexts"]["judge"],
+        spec=as_json(config["judges"][config["contexts"]["judge"]]),
+        judge_model=lambda wc, input: input.get("judge_model", "none"),
+    shell:
+        "python -m opsa --threads {threads} {params.run_on} steered-teacher "
+        "--model-dir {input.model} --direction {input.direction} --baseline {input.baseline} "
+        "--coefficient {params.coefficient:q} --settings {params.settings:q} "
+        "--sampling {params.sampling:q} --seed {params.seed:q} --judge {params.judge:q} "
+        "--spec {params.spec:q} --judge-model {params.judge_model:q} --out {output} > {log} 2>&1"
+
+
 rule safety_tokens:
     input:
         prompts=lambda wc: training_set("train_benign"),
         model=base_model,
         direction=P.direction,
+        teacher=P.steered_teacher,  # the gate: no safety tokens (no training) after a failing teacher
         code=package_code("safety-tokens"),
     output:
         tokens=P.safety_tokens,
