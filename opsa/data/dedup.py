@@ -1,11 +1,11 @@
 """Exact and near-duplicate prompts, fast enough for tens of thousands of rows.
 
-Prompts are normalised (Unicode NFKC, case-folded, punctuation but not arithmetic operators
-dropped, whitespace collapsed): equal normalised texts are exact duplicates. Near duplicates
-are pairs whose character 5-gram sets have Jaccard similarity at or above a threshold.
-Candidates come from MinHash locality-sensitive hashing (64 hashes in 16 bands of 4), so each
-query only meets the few rows that share a band with it; every candidate is then checked with
-the exact Jaccard.
+Prompts are normalised (cleaned by opsa.data.text: no invisible characters; then NFKC,
+case-folded, punctuation but not arithmetic operators dropped, whitespace collapsed): equal
+normalised texts are exact duplicates. Near duplicates are pairs whose character 5-gram sets
+have Jaccard similarity at or above a threshold. Candidates come from MinHash
+locality-sensitive hashing (64 hashes in 16 bands of 4), so each query only meets the few rows
+that share a band with it; every candidate is then checked with the exact Jaccard.
 With 16 bands of 4 a pair at Jaccard 0.8 becomes a candidate with probability 0.9998.
 """
 
@@ -17,6 +17,8 @@ from collections import defaultdict
 from dataclasses import dataclass
 
 import numpy as np
+
+from opsa.data.text import clean_text
 
 SHINGLE = 5
 BANDS, ROWS = 16, 4
@@ -31,7 +33,7 @@ _SPACE = re.compile(r"\s+")
 
 def normalise(text: str) -> str:
     """Case, whitespace and punctuation (not arithmetic operators) make no difference."""
-    text = unicodedata.normalize("NFKC", text).casefold()
+    text = unicodedata.normalize("NFKC", clean_text(text)).casefold()
     text = _PUNCTUATION.sub(" ", _WORD_HYPHEN.sub(" ", text))
     return _SPACE.sub(" ", text).strip()
 

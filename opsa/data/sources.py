@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from opsa.data.builtin import DEFAULT_SIZE, GENERATED, BuiltinName
 from opsa.data.builtin import load as load_builtin
+from opsa.data.text import clean_text
 from opsa.errors import InputError
 from opsa.hub import hub_failure
 from opsa.records import read_jsonl, read_text
@@ -194,6 +195,11 @@ def load_source(spec: SourceSpec) -> tuple[list[dict[str, Any]], dict[str, Any]]
     rows = [_to_row(r, spec, where) for r in raw]
     _check_unique_ids(rows, where)
     info: dict[str, Any] = {"name": spec.display_name, spec.kind: where, "loaded": loaded}
+    raw_prompts = [_raw_prompt(r, spec) for r in raw]
+    changed = [
+        p is not None and p != row["prompt"] for p, row in zip(raw_prompts, rows, strict=True)
+    ]
+    info["text_cleaned"] = sum(changed)  # prompts that opsa.data.text.clean_text changed
     info |= {"after_filter": len(rows), "license": spec.license_text()}
     if spec.hub:
         info |= {"subset": spec.subset, "split": spec.split, "revision": spec.revision}
@@ -330,7 +336,9 @@ def _to_row(raw: dict[str, Any], spec: SourceSpec, where: str) -> dict[str, Any]
         prompt = _cell(raw, spec, "prompt", where)
     else:
         prompt = _filled(spec.prompt_template, raw, options, where)
-    if not isinstance(prompt, str) or not prompt.strip():
+    if isinstance(prompt, str):
+        prompt = clean_text(prompt)
+    if not isinstance(prompt, str) or not prompt:
         raise InputError(f"{where}: empty or non-text prompt in column '{_col(spec, 'prompt')}'")
     name = spec.display_name
     if "id" in spec.columns:
@@ -342,12 +350,20 @@ def _to_row(raw: dict[str, Any], spec: SourceSpec, where: str) -> dict[str, Any]
     meta = {c: _cell(raw, spec, c, where) for c in spec.meta_columns}
     return {
         "id": row_id,
-        "prompt": prompt.strip(),
+        "prompt": prompt,
         "label": _label(raw, spec, where),
         "source": name,
         "answer": answer,
         "meta": meta,
     }
+
+
+def _raw_prompt(raw: dict[str, Any], spec: SourceSpec) -> Any:
+    """The prompt as the source gives it, stripped (template-made prompts are never raw)."""
+    if spec.prompt_template is not None:
+        return None
+    prompt = raw.get(spec.columns.get("prompt", "prompt"))
+    return prompt.strip() if isinstance(prompt, str) else prompt
 
 
 def _column_text(raw: dict[str, Any], column: str, where: str) -> str:
