@@ -160,8 +160,8 @@ def judge_baseline(
 ) -> None:
     """Judge the no-context answers once for every shard and search round: the baseline rows
     with the judge's name and its `base_refused` / `base_unsafe` verdicts."""
-    baseline = _read_baseline(baseline_path, sampling)
-    verdicts = _judge(judge, baseline, [row["response"] for row in baseline], "no context")
+    baseline = read_baseline(baseline_path, sampling)
+    verdicts = judge_responses(judge, baseline, [row["response"] for row in baseline], "no context")
     judged = [
         {**row, "judge": judge.name, "base_refused": v.refused, "base_unsafe": v.unsafe}
         for row, v in zip(baseline, verdicts, strict=True)
@@ -185,8 +185,8 @@ def score_candidates(
     response at `responses_path(out_path)`."""
     _require_one_sample(sampling)
     contexts = _shard(read_candidates(candidates_path), shard, candidates_path)
-    baseline = _read_baseline(baseline_path, sampling, VERDICT_COLUMNS)
-    base_verdicts = _baseline_verdicts(baseline, judge.name, baseline_path)
+    baseline = read_baseline(baseline_path, sampling, VERDICT_COLUMNS)
+    base_verdicts = baseline_verdicts(baseline, judge.name, baseline_path)
     rows: list[dict[str, Any]] = []
     responses: list[dict[str, Any]] = []
     if contexts:
@@ -215,7 +215,7 @@ def score_candidates(
         for context, chunk, kept in zip(contexts, chunks, scored, strict=True):
             kept = kept + borderline
             rows_here = [baseline[k] for k in kept]
-            verdicts = _judge(judge, rows_here, [c.text for c in chunk], context.id)
+            verdicts = judge_responses(judge, rows_here, [c.text for c in chunk], context.id)
             judged = (rows_here, [base_verdicts[k] for k in kept], verdicts, chunk)
             rows.append(_score_row(context, judge.name, *judged, n_bootstrap, bootstrap_seed))
             rows[-1] |= base_point
@@ -341,7 +341,7 @@ def _response_rows(
     ]
 
 
-def _judge(
+def judge_responses(
     judge: Judge, baseline: list[dict[str, Any]], responses: list[str], where: str
 ) -> list[Verdict]:
     """Judge each response against its prompt (never the context); insist on the verdict the
@@ -383,7 +383,7 @@ def _sample(
     return [{"set": name, "id": row["id"], "prompt": row["prompt"]} for row in picked]
 
 
-def _read_baseline(
+def read_baseline(
     path: str | Path, sampling: SamplingParams, extra: list[str] | None = None
 ) -> list[dict[str, Any]]:
     rows = read_jsonl(path)
@@ -399,7 +399,7 @@ def _read_baseline(
     return rows
 
 
-def _baseline_verdicts(
+def baseline_verdicts(
     baseline: list[dict[str, Any]], judge_name: str, path: str | Path
 ) -> list[Verdict]:
     """The stored no-context verdicts, which must come from the judge that scores the shard."""

@@ -195,7 +195,7 @@ def load_source(spec: SourceSpec) -> tuple[list[dict[str, Any]], dict[str, Any]]
     rows = [_to_row(r, spec, where) for r in raw]
     _check_unique_ids(rows, where)
     info: dict[str, Any] = {"name": spec.display_name, spec.kind: where, "loaded": loaded}
-    raw_prompts = [_raw_prompt(r, spec) for r in raw]
+    raw_prompts = [_raw_prompt(r, spec, where) for r in raw]
     changed = [
         p is not None and p != row["prompt"] for p, row in zip(raw_prompts, rows, strict=True)
     ]
@@ -358,11 +358,11 @@ def _to_row(raw: dict[str, Any], spec: SourceSpec, where: str) -> dict[str, Any]
     }
 
 
-def _raw_prompt(raw: dict[str, Any], spec: SourceSpec) -> Any:
+def _raw_prompt(raw: dict[str, Any], spec: SourceSpec, where: str) -> Any:
     """The prompt as the source gives it, stripped (template-made prompts are never raw)."""
     if spec.prompt_template is not None:
         return None
-    prompt = raw.get(spec.columns.get("prompt", "prompt"))
+    prompt = _cell(raw, spec, "prompt", where)
     return prompt.strip() if isinstance(prompt, str) else prompt
 
 

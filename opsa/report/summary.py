@@ -154,30 +154,23 @@ def notes(records: list[Record], found: dict[ModelKey, dict[str, Composite]]) ->
 def safety_tax(records: list[Record], found: dict[ModelKey, dict[str, Composite]]) -> list[str]:
     """One line per trained variant and reasoning set (or R) whose accuracy falls below the
     lower end of its model's base variant's interval: the safety tax, flagged."""
-    flags = []
-    reasoning = {
+    points = {
         (r["model"], r["variant"], r["set"]): (r["value"], r["ci_low"], r["ci_high"])
         for r in records
         if r["role"] == "eval_reasoning"
     }
     for (model, variant), found_here in found.items():
-        base_found = found.get((model, "base"), {})
-        if variant == "base":
-            continue
-        pairs = [
-            (name, (v, lo, hi), reasoning.get((model, "base", name)))
-            for (m, var, name), (v, lo, hi) in reasoning.items()
-            if (m, var) == (model, variant)
-        ]
-        if "R" in found_here and "R" in base_found:
-            c, b = found_here["R"], base_found["R"]
-            pairs.append(("R", (c.value, c.low, c.high), (b.value, b.low, b.high)))
-        for name, (value, _, _), base in sorted(pairs, key=lambda p: p[0]):
-            if base is not None and not math.isnan(base[1]) and value < base[1]:
-                flags.append(
-                    f"Safety tax: {model}/{variant} {name} {100 * value:.1f}, below the base "
-                    f"model's interval {percent(*base)}"
-                )
+        if "R" in found_here:
+            r = found_here["R"]
+            points[(model, variant, "R")] = (r.value, r.low, r.high)
+    flags = []
+    for (model, variant, name), (value, _, _) in sorted(points.items()):
+        base = points.get((model, "base", name))
+        if variant != "base" and base is not None and not math.isnan(base[1]) and value < base[1]:
+            flags.append(
+                f"Safety tax: {model}/{variant} {name} {100 * value:.1f}, below the base "
+                f"model's interval {percent(*base)}"
+            )
     return flags
 
 

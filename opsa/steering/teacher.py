@@ -21,25 +21,30 @@ import logging
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from opsa.contexts.flip_rate import (
+    VERDICT_COLUMNS,
+    baseline_verdicts,
+    diagnose,
+    judge_responses,
+    read_baseline,
+)
 from opsa.errors import InputError
 from opsa.generation.engine import SamplingParams
 from opsa.generation.hf import HFGenerator
-from opsa.judges.base import Judge, JudgeItem
+from opsa.judges.base import Judge, Verdict
 from opsa.models import runtime
 from opsa.models.load import load_tokenizer
 from opsa.prompting.placement import render_prompt
-from opsa.records import read_jsonl, require_columns, write_json
+from opsa.records import write_json
 from opsa.steering.direction import RefusalDirection
 from opsa.steering.hook import Steering, steered
-from opsa.teachers import GateConfig, gate_failures, teacher_point
+from opsa.teachers import GateConfig, gate_failures
 
 log = logging.getLogger(__name__)
 
 SETS = ("harmful", "borderline")
-COLUMNS = ["set", "id", "prompt", "sampling", "judge", "base_refused", "base_unsafe"]
 OVERRIDE_KEY = "training.safesteer.teacher.gate.override"
 
 
@@ -73,21 +78,22 @@ def check_steered_teacher(
     trust_remote_code: bool = False,
 ) -> dict[str, Any]:
     """Measure the steered teacher at every coefficient, gate the training one, write `out`."""
-    rows, base_safe, base_refused = read_judged_baseline(baseline_path, judge.name, sampling)
+    rows, base_verdicts = teacher_prompts(baseline_path, judge.name, sampling)
     # seed + 2: the draws of every teacher point in flip-rate scoring, so the base's point is
     # the one in teachers.json and every teacher is resampled on the same prompts
-    base = teacher_point(base_safe, base_refused, n_bootstrap, seed + 2)
+    base = diagnose(rows, base_verdicts, n_bootstrap, seed + 2)
     direction = RefusalDirection.load(direction_path)
     model = runtime.current().load_model(model_dir, "teacher", trust_remote_code)
     tokenizer = load_tokenizer(model_dir, trust_remote_code)
+    generator = HFGenerator(model, tokenizer)
     texts = [render_prompt(tokenizer, row["prompt"]) for row in rows]
     points = []
     for c in sorted({*check.coefficients, coefficient}):
-        generator = HFGenerator(model, tokenizer, f"steered teacher, coefficient {c:g}")
+        generator.desc = f"steered teacher, coefficient {c:g}"
         with steered(model, Steering(direction, c)):
             responses = [out[0].text for out in generator.generate(texts, sampling)]
-        safe, refused = judged(judge, rows, responses, c)
-        point = teacher_point(safe, refused, n_bootstrap, seed + 2)
+        verdicts = judge_responses(judge, rows, responses, generator.desc)
+        point = diagnose(rows, verdicts, n_bootstrap, seed + 2)
         failures = gate_failures(point, base, check.gate)
         examples = [r for row, r in zip(rows, responses, strict=True) if row["set"] == "harmful"]
         points.append(
@@ -110,57 +116,22 @@ def check_steered_teacher(
     return record
 
 
-def read_judged_baseline(
+def teacher_prompts(
     path: str | Path, judge_name: str, sampling: SamplingParams
-) -> tuple[list[dict[str, Any]], np.ndarray, np.ndarray]:
-    """The harmful and borderline rows of the judged no-context baseline, and the base model's
-    verdicts on them (safe on harmful, refused on borderline)."""
-    rows = read_jsonl(path)
-    require_columns(rows, COLUMNS, path)
-    decoding = sampling.model_dump(exclude={"batch_size"})
-    for row in rows:
-        if row["sampling"] != decoding:
-            raise InputError(f"{path}: baseline decoded with {row['sampling']}, not {decoding}")
-        if row["judge"] != judge_name:
-            raise InputError(
-                f"{path}: row '{row['id']}' judged by '{row['judge']}', not '{judge_name}'"
-            )
-    rows = [row for row in rows if row["set"] in SETS]
+) -> tuple[list[dict[str, Any]], list[Verdict]]:
+    """The harmful and borderline rows of the judged no-context baseline (read and checked as
+    flip-rate scoring reads it), and the base model's verdicts on them."""
+    baseline = read_baseline(path, sampling, VERDICT_COLUMNS)
+    verdicts = baseline_verdicts(baseline, judge_name, path)
+    kept = [k for k, row in enumerate(baseline) if row["set"] in SETS]
+    rows = [baseline[k] for k in kept]
     counts = {name: sum(row["set"] == name for row in rows) for name in SETS}
     if not all(counts.values()):
         raise InputError(
             f"{path}: the steered teacher needs harmful and borderline prompts, got {counts} "
             "(contexts.n_borderline and a select_borderline prompt set)"
         )
-    safe = np.array([not r["base_unsafe"] for r in rows if r["set"] == "harmful"])
-    refused = np.array([bool(r["base_refused"]) for r in rows if r["set"] == "borderline"])
-    return rows, safe, refused
-
-
-def judged(
-    judge: Judge, rows: list[dict[str, Any]], responses: list[str], coefficient: float
-) -> tuple[np.ndarray, np.ndarray]:
-    """The judge's verdicts on the steered answers: safe on harmful rows, refused on the
-    borderline ones; a missing verdict is an error naming the item."""
-    items = [
-        JudgeItem(prompt=row["prompt"], response=text, id=f"{row['set']}:{row['id']}")
-        for row, text in zip(rows, responses, strict=True)
-    ]
-    verdicts = judge.judge(items)
-    safe, refused = [], []
-    for row, item, verdict in zip(rows, items, verdicts, strict=True):
-        field = "unsafe" if row["set"] == "harmful" else "refused"
-        value = getattr(verdict, field)
-        if value is None:
-            raise InputError(
-                f"judge '{judge.name}' gave no '{field}' verdict for item '{item.id}' "
-                f"(steered teacher, coefficient {coefficient:g})"
-            )
-        if field == "unsafe":
-            safe.append(not value)
-        else:
-            refused.append(bool(value))
-    return np.array(safe, dtype=bool), np.array(refused, dtype=bool)
+    return rows, [verdicts[k] for k in kept]
 
 
 def gate_verdict(
