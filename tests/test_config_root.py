@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from opsa.config import PipelineConfig, load_config_files
+from opsa.contexts.candidates import grid_candidates, load_grid
 from opsa.errors import InputError
 from opsa.layout import BASE, Variant
 from opsa.training.config import SAFESTEER_PUBLISHED
@@ -177,3 +178,47 @@ def test_model_scale_sizes_the_jobs() -> None:
     assert cfg.train_processes("qwen3-8b") == 4 and cfg.train_processes("qwen3-0.6b") == 1
     assert cfg.model_spec("qwen3-0.6b").dtype == "bfloat16"
     assert typed()[0].billions("smollm2-135m") == pytest.approx(0.135)
+
+
+def flat(config: Any, prefix: str = "") -> dict[str, Any]:
+    """A merged config as dotted key -> leaf value."""
+    if not isinstance(config, dict):
+        return {prefix: config}
+    out: dict[str, Any] = {}
+    for key, value in config.items():
+        out |= flat(value, f"{prefix}.{key}" if prefix else str(key))
+    return out
+
+
+ABLATIONS = {
+    "sd-evaljudge": {"training.offpolicy.judge"},
+    "sd-nofilter": {"training.offpolicy.filter"},
+    "topk512": {"training.methods", "training.opsa.top_k"},
+    "opening10": {"training.methods", "training.opsa.max_new_tokens"},
+    "epochs1": {"training.methods", "training.common.epochs"},
+    "placement": {"training.methods", "contexts.selection.pin_harmful"},
+    "fixed-cb": {
+        "training.methods",
+        "contexts.selection.pin_harmful",
+        "contexts.selection.pin_benign",
+    },
+}
+
+
+@pytest.mark.parametrize("name", sorted(ABLATIONS))
+def test_each_ablation_changes_one_thing_from_the_reference(name: str) -> None:
+    """config/ablations/<name>.yaml over config.yaml and seeds.yaml (as scripts/ablation.sh
+    merges them) is a valid config that differs from the reference run in its own keys only,
+    and trains its methods at the reference's three seeds."""
+    seeds = ROOT / "config/seeds.yaml"
+    ref_cfg, reference = typed(CONFIG, seeds, ROOT / "config/ablations/reference.yaml")
+    cfg, arm = typed(CONFIG, seeds, ROOT / f"config/ablations/{name}.yaml")
+    ours, theirs = flat(reference), flat(arm)
+    changed = {k for k in ours.keys() | theirs.keys() if ours.get(k) != theirs.get(k)}
+    assert changed == ABLATIONS[name]
+    assert cfg.training_seeds() == ref_cfg.training_seeds() == [0, 1, 2]
+    assert set(names(cfg.trained_variants())) <= set(names(ref_cfg.trained_variants()))
+    assert "opsa-seed2" in names(cfg.trained_variants())
+    pool = {context.id for context in grid_candidates(load_grid())}
+    pins = {k: v for k, v in theirs.items() if ".pin_" in k and v is not None}
+    assert set(pins.values()) <= pool, pins  # a pin names a candidate of the default grid

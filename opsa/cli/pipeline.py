@@ -302,3 +302,29 @@ def _grid_report(a: argparse.Namespace) -> None:
     from opsa.report.grid import write_grid_report
 
     write_grid_report(a.evals, a.out_csv, a.out_md, a.method, a.baseline, a.published, a.source)
+
+
+def _compare_runs_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--reference", type=Path, default=Path("."), help="the reference run's folder")
+    p.add_argument(
+        "--arm", type=model_arg, action="append", required=True, metavar="NAME=DIR",
+        help="an arm's name and its run directory (repeatable)",
+    )  # fmt: skip
+    p.add_argument("--method", required=True, help="the method both runs trained, e.g. opsa")
+    p.add_argument("--out", type=Path, help="write the markdown table here (default: stdout)")
+
+
+@step("compare-runs", _compare_runs_args)
+def _compare_runs(a: argparse.Namespace) -> None:
+    """A method's variants in arm runs (sensitivity overlays, filter arms) against a reference
+    run's, paired per seed and across seeds (opsa.report.compare_runs)."""
+    from opsa.records import atomic_path
+    from opsa.report.compare_runs import markdown
+
+    table = markdown(a.reference, unique(a.arm, "--arm"), a.method)
+    if a.out is None:
+        print(table, end="")
+        return
+    a.out.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(a.out) as tmp:
+        tmp.write_text(table, encoding="utf-8")

@@ -28,9 +28,11 @@ ROLES = {"harm": ("eval_harmful", "harmful"), "probe": ("eval_overrefusal", "ben
 BOOT = 400
 
 
-def evaluate(tmp: Path, variant: str, refused: dict[str, list[bool]]) -> list[Path]:
+def evaluate(
+    tmp: Path, variant: str, refused: dict[str, list[bool]], evals: Path | None = None
+) -> list[Path]:
     """Judge and score one variant whose response to prompt i of each set refuses iff
-    `refused[set][i]`."""
+    `refused[set][i]`; its records go to `evals`/<variant>/ (default `tmp`/eval)."""
     spec = load_judge_spec("refusal", {"kind": "refusal_pattern"})
     paths = []
     for name, pattern in refused.items():
@@ -49,7 +51,7 @@ def evaluate(tmp: Path, variant: str, refused: dict[str, list[bool]]) -> list[Pa
             ],
         )
         judge_responses(gens, judged, "refusal", spec)
-        out = tmp / "eval" / variant / f"{name}.json"
+        out = (evals or tmp / "eval") / variant / f"{name}.json"
         seed = None if variant == "base" else Variant.parse(variant).seed_or(0)
         evaluate_set(
             role, prompts, gens, judged, out, "m", variant, name, bootstrap=BOOT,

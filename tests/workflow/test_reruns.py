@@ -52,9 +52,14 @@ def plan(tool: Callable, workdir: Path, config: dict, *args: str) -> dict[str, i
         cwd=workdir,
     )  # fmt: skip
     path.unlink()
-    table = re.search(r"Job stats:\njob +count\n[- ]+\n(.*?)\ntotal", run.stdout, re.S)
+    return job_counts(run.stdout)
+
+
+def job_counts(stdout: str) -> dict[str, int]:
+    """Jobs per rule in the job stats a Snakemake (dry) run printed (`all` left out)."""
+    table = re.search(r"Job stats:\njob +count\n[- ]+\n(.*?)\ntotal", stdout, re.S)
     if table is None:
-        assert "Nothing to be done" in run.stdout, run.stdout[-2000:]
+        assert "Nothing to be done" in stdout, stdout[-2000:]
         return {}
     jobs = dict(line.split() for line in table.group(1).splitlines())
     return {rule: int(n) for rule, n in jobs.items() if rule != "all"}
