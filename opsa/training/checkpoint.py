@@ -35,9 +35,11 @@ from safetensors.torch import load_file, load_model, save_file, save_model
 
 from opsa.errors import InputError
 from opsa.records import read_json, write_json
+from opsa.training.manifest import damage, write_manifest
 
 log = logging.getLogger(__name__)
 PREFIX = "checkpoint-"
+START_OVER = "OPSA_START_OVER"  # =1: a training whose checkpoints are all damaged starts over
 
 
 def claim_work_dir(work_dir: Path, identity: dict[str, Any], accelerator: Accelerator) -> None:
@@ -45,7 +47,7 @@ def claim_work_dir(work_dir: Path, identity: dict[str, Any], accelerator: Accele
     warning: its config or inputs changed (which is why Snakemake reruns the job), and
     resuming from them would mix two runs."""
     path = work_dir / "run.json"
-    stale = path.is_file() and json.loads(path.read_text(encoding="utf-8")) != identity
+    stale = path.is_file() and _recorded_identity(path) != identity
     accelerator.wait_for_everyone()  # every process has read run.json before it changes
     if accelerator.is_main_process:
         if stale:
@@ -60,9 +62,49 @@ def claim_work_dir(work_dir: Path, identity: dict[str, Any], accelerator: Accele
     accelerator.wait_for_everyone()
 
 
-def latest_checkpoint(work_dir: Path) -> Path | None:
-    found = sorted(p for p in work_dir.glob(f"{PREFIX}*") if p.is_dir())
-    return found[-1] if found else None
+def _recorded_identity(path: Path) -> Any:
+    """run.json's identity; a damaged one stops the run unless the user starts over."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        if not starting_over():
+            raise InputError(
+                f"{path}: damaged ({type(e).__name__}), so the checkpoints beside it cannot be "
+                f"matched to this run; set {START_OVER}=1 to start this training over"
+            ) from None
+        return None  # differs from any identity: the work dir is discarded
+
+
+def starting_over() -> bool:
+    return os.environ.get(START_OVER, "") == "1"
+
+
+def latest_checkpoint(work_dir: Path, accelerator: Accelerator) -> Path | None:
+    """The newest whole checkpoint (opsa.training.manifest). Each damaged newer one is named
+    in a warning and removed; if there are checkpoints and none is whole, the run stops with
+    one line, unless START_OVER is set (then it starts from step 0)."""
+    found = sorted((p for p in work_dir.glob(f"{PREFIX}*") if p.is_dir()), reverse=True)
+    damaged, chosen = [], None
+    for path in found:
+        problem = damage(path)
+        if problem is None:
+            chosen = path
+            break
+        damaged.append(path)
+        log.warning("%s is damaged: %s", path, problem)
+        if chosen is None and len(damaged) == len(found) and not starting_over():
+            raise InputError(
+                f"{work_dir}: no whole checkpoint ({path.name}: {problem}); set "
+                f"{START_OVER}=1 to start this training over from step 0"
+            )
+    accelerator.wait_for_everyone()  # every process has chosen before anything is removed
+    if accelerator.is_main_process:
+        for path in damaged:
+            shutil.rmtree(path)
+    accelerator.wait_for_everyone()
+    if damaged:
+        log.warning("resuming from %s", chosen.name if chosen else "step 0")
+    return chosen
 
 
 def save_checkpoint(
@@ -79,6 +121,7 @@ def save_checkpoint(
     state.save(accelerator, partial)
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
+        write_manifest(partial)  # last: a checkpoint with a manifest was written whole
         os.replace(partial, final)
         for old in sorted(p for p in work_dir.glob(f"{PREFIX}*") if p.is_dir())[:-keep]:
             shutil.rmtree(old)

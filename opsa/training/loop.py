@@ -194,7 +194,7 @@ def train(
     run.progress.task = task
     state = ckpt.TrainingState(run.model, run.optimizer, run.scheduler, run.progress, run.modules)
     ckpt.claim_work_dir(work_dir, identity, acc)
-    last = ckpt.latest_checkpoint(work_dir)
+    last = ckpt.latest_checkpoint(work_dir, acc)
     if last is not None:
         state.load(acc, last)
         log.info("resumed from %s at step %d", last, run.progress.step)

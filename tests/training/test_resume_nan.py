@@ -50,6 +50,20 @@ def log_rows(out):
     return [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
 
 
+def kill_during(monkeypatch, index):
+    """OPSA's backward pass raises KeyboardInterrupt at step `index` (0-based), as a kill
+    would; the returned function restores it."""
+    original = OPSATask.backward
+
+    def dies(self, items, step):
+        if step == index:
+            raise KeyboardInterrupt("killed")
+        return original(self, items, step)
+
+    monkeypatch.setattr(OPSATask, "backward", dies)
+    return lambda: monkeypatch.setattr(OPSATask, "backward", original)
+
+
 def test_killed_run_resumes_to_the_same_weights(
     tiny_model_dir, prompt_files, tmp_path, monkeypatch
 ):
@@ -57,19 +71,12 @@ def test_killed_run_resumes_to_the_same_weights(
     restarted from the step-2 checkpoint: identical final weights and logs."""
     straight, _ = run(tiny_model_dir, prompt_files, tmp_path, "straight")
 
-    original = OPSATask.backward
-
-    def dies_at_step_3(self, items, step):
-        if step == 2:
-            raise KeyboardInterrupt("killed")
-        return original(self, items, step)
-
-    monkeypatch.setattr(OPSATask, "backward", dies_at_step_3)
+    restore = kill_during(monkeypatch, 2)
     with pytest.raises(KeyboardInterrupt):
         run(tiny_model_dir, prompt_files, tmp_path, "resumed")
     assert not (tmp_path / "resumed-out").exists()  # no partial output
     assert (tmp_path / "resumed-work" / "checkpoint-0000002").is_dir()
-    monkeypatch.setattr(OPSATask, "backward", original)
+    restore()
     resumed, _ = run(tiny_model_dir, prompt_files, tmp_path, "resumed")
 
     a, b = load_file(straight / "model.safetensors"), load_file(resumed / "model.safetensors")
@@ -137,17 +144,10 @@ def test_resume_unpickles_nothing_planted_in_a_checkpoint(
 ):
     """A checkpoint is JSON and safetensors only; pickles planted under the names accelerate's
     save_state used (and torch's) are never opened when the run resumes from it."""
-    original = OPSATask.backward
-
-    def dies_at_step_3(self, items, step):
-        if step == 2:
-            raise KeyboardInterrupt("killed")
-        return original(self, items, step)
-
-    monkeypatch.setattr(OPSATask, "backward", dies_at_step_3)
+    restore = kill_during(monkeypatch, 2)
     with pytest.raises(KeyboardInterrupt):
         run(tiny_model_dir, prompt_files, tmp_path, "planted")
-    monkeypatch.setattr(OPSATask, "backward", original)
+    restore()
     ckpt = tmp_path / "planted-work" / "checkpoint-0000002"
     assert {p.suffix for p in ckpt.iterdir()} == {".json", ".safetensors"}
     marker = tmp_path / "pwned"
