@@ -29,6 +29,7 @@ from opsa.generation.engine import (
     encode_texts,
     stop_ids,
 )
+from opsa.models.folder import check_weights
 from opsa.models.load import load_tokenizer
 from opsa.models.runtime import Placement, VLLMSettings
 
@@ -69,6 +70,9 @@ class VLLMGenerator:
                 f"runtime.device: {placement.device.type} asked, but the installed vllm runs on "
                 f"{current_platform.device_type}"
             )
+        tokenizer = load_tokenizer(model_dir, trust_remote_code)  # checks config and template
+        if load_weights:
+            check_weights(Path(model_dir))
         kwargs: dict[str, Any] = {
             "model": str(model_dir),
             "dtype": str(placement.dtype).removeprefix("torch."),
@@ -91,7 +95,6 @@ class VLLMGenerator:
         logging.getLogger("vllm.renderers.base").addFilter(_drop_tokenizer_warmup_failure)
         with _torch_state_kept():
             llm = LLM(**kwargs)
-        tokenizer = load_tokenizer(model_dir, trust_remote_code)
         return cls(llm, tokenizer, stop_ids(_generation_eos(model_dir), tokenizer))
 
     def generate(self, prompts: list[str], params: SamplingParams) -> list[list[Completion]]:

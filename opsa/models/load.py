@@ -12,11 +12,19 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from opsa.errors import InputError
+from opsa.models.folder import check_chat_template, check_config, check_weights, first_line
 
 
 def load_tokenizer(model_dir: str | Path, trust_remote_code: bool = False) -> Any:
-    _check_dir(model_dir)
-    tokenizer = AutoTokenizer.from_pretrained(model_dir, trust_remote_code=trust_remote_code)
+    folder = Path(model_dir)
+    check_config(folder)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(folder, trust_remote_code=trust_remote_code)
+    except Exception as e:  # the tokenizers library raises plain Exceptions for bad files
+        raise InputError(
+            f"{folder}: the tokenizer does not load ({type(e).__name__}: {first_line(e)})"
+        ) from None
+    check_chat_template(tokenizer, folder)
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
     return tokenizer
@@ -28,7 +36,8 @@ def load_model(
     attention: str = "sdpa",
     trust_remote_code: bool = False,
 ) -> torch.nn.Module:
-    _check_dir(model_dir)
+    check_config(Path(model_dir))
+    check_weights(Path(model_dir))
     return AutoModelForCausalLM.from_pretrained(
         model_dir,
         dtype=getattr(torch, dtype) if isinstance(dtype, str) else dtype,
@@ -36,8 +45,3 @@ def load_model(
         use_safetensors=True,
         trust_remote_code=trust_remote_code,
     ).eval()
-
-
-def _check_dir(model_dir: str | Path) -> None:
-    if not (Path(model_dir) / "config.json").is_file():
-        raise InputError(f"{model_dir}: not a prepared model directory (no config.json)")

@@ -14,6 +14,7 @@ from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
 from opsa.errors import InputError
 from opsa.hub import hub_failure, hub_offline
+from opsa.models.folder import check_config, check_weights, first_line
 from opsa.models.reference import ModelSpec, kind_of, resolve_gguf
 from opsa.records import atomic_path
 
@@ -24,8 +25,11 @@ def prepare_model(spec: ModelSpec, out_dir: str | Path) -> None:
     """Write an HF checkpoint (config, safetensors weights, tokenizer) for `spec` to `out_dir`."""
     dtype = getattr(torch, spec.dtype)
     kind = kind_of(spec.source)
-    if kind == "local" and not Path(spec.source).is_dir():
-        raise InputError(f"model source '{spec.source}': directory not found")
+    if kind == "local":
+        if not Path(spec.source).is_dir():
+            raise InputError(f"model source '{spec.source}': directory not found")
+        check_config(Path(spec.source))
+        check_weights(Path(spec.source))
     log.info("preparing %s (%s) as %s", spec.source, kind, spec.dtype)
     if kind == "gguf":
         folder, name = resolve_gguf(spec.source)  # type: ignore[misc]
@@ -43,6 +47,9 @@ def prepare_model(spec: ModelSpec, out_dir: str | Path) -> None:
                 spec.source, dtype=dtype, use_safetensors=True, **kwargs
             )
         except OSError as e:
+            if kind == "local":
+                what = f"model source '{spec.source}': does not load ({first_line(e)})"
+                raise InputError(what) from None
             what = f"model source '{spec.source}' (not a local directory, so a hub id)"
             raise InputError(hub_failure(what, e)) from None
     with atomic_path(out_dir) as tmp:

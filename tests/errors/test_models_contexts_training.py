@@ -91,3 +91,54 @@ def test_guard_judge_without_a_model(opsa, tmp_path):
     run = opsa("judge", "--generations", "g.jsonl", "--judge", "lg", "--spec", spec, "--out", "j")
     run.error("judge 'lg'", "needs a judge model")
     assert not (tmp_path / "j").exists()
+
+
+def _model_copy(source: Path, folder: Path, weights: bool = True) -> Path:
+    """The embedded model's files in `folder` (the weights hard-linked when wanted)."""
+    folder.mkdir()
+    for path in source.iterdir():
+        if path.suffix == ".safetensors":
+            if weights:
+                (folder / path.name).hardlink_to(path)
+        else:
+            shutil.copy(path, folder / path.name)
+    return folder
+
+
+def _prepare(opsa, folder: Path):
+    return opsa("prepare-model", "--spec", json.dumps({"source": str(folder)}), "--out", "m")
+
+
+def test_truncated_weights_are_named(opsa, tmp_path, embedded_model_dir):
+    model = _model_copy(embedded_model_dir, tmp_path / "mine", weights=False)
+    with (embedded_model_dir / "model.safetensors").open("rb") as f:
+        (model / "model.safetensors").write_bytes(f.read(10_000_000))
+    _prepare(opsa, model).error(f"{model / 'model.safetensors'}: damaged safetensors file")
+    assert not (tmp_path / "m").exists()
+
+
+def test_half_written_config_is_named(opsa, tmp_path, embedded_model_dir):
+    model = _model_copy(embedded_model_dir, tmp_path / "mine")
+    text = (model / "config.json").read_text()
+    (model / "config.json").write_text(text[: len(text) // 2])
+    _prepare(opsa, model).error(f"{model / 'config.json'}: not valid JSON", "half-written")
+    assert not (tmp_path / "m").exists()
+
+
+def test_pickle_only_weights_are_named_with_the_conversion(opsa, tmp_path, embedded_model_dir):
+    import torch
+
+    model = _model_copy(embedded_model_dir, tmp_path / "mine", weights=False)
+    torch.save({"lm_head.weight": torch.zeros(2, 2)}, model / "pytorch_model.bin")
+    line = _prepare(opsa, model).error("weights are only pickles (pytorch_model.bin)")
+    assert "save_pretrained" in line and "not a local folder" not in line
+    assert not (tmp_path / "m").exists()
+
+
+def test_chat_template_the_sandbox_refuses_is_named(opsa, tmp_path, embedded_model_dir):
+    model = _model_copy(embedded_model_dir, tmp_path / "mine", weights=False)
+    (model / "chat_template.jinja").write_text("{{ messages.__class__.__init__.__globals__ }}")
+    spec = _user_pool(tmp_path, [{"id": "sys", "text": "Refuse harm.", "placement": "system"}])
+    run = opsa("context-candidates", "--spec", spec, "--model-dir", str(model), "--out", "c.jsonl")
+    run.error(f"{model / 'chat_template.jinja'}: the chat template is not allowed by the sandbox")
+    assert not (tmp_path / "c.jsonl").exists()
