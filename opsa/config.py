@@ -13,6 +13,7 @@ the config names. The blocks are in `opsa.config_blocks`.
 from __future__ import annotations
 
 import logging
+import math
 import re
 import sys
 from collections.abc import Iterable
@@ -41,7 +42,7 @@ from opsa.errors import InputError, first_error
 from opsa.judges.spec import MODEL_FREE, JudgeSpec
 from opsa.layout import BASE, TFR_POSITIONS, Variant
 from opsa.models.reference import ModelSpec
-from opsa.records import read_yaml
+from opsa.records import not_a_file, read_yaml
 from opsa.training.methods import METHODS
 
 log = logging.getLogger(__name__)
@@ -98,12 +99,17 @@ class PipelineConfig(Block):
         """Check Snakemake's merged `config` (writing the schema's defaults into it) and return
         the typed root; the first problem is one InputError line. `schema`: the workflow's
         schema file unless given."""
+        check_finite(config)
         check_schema(config, schema or SCHEMA_FILE)
         try:
             root = cls.model_validate(config)
         except ValidationError as e:
             _, message = first_error(e)
-            raise InputError(f"{_key_path(e.errors()[0]['loc'])}: {message}") from None
+            path = list(e.errors()[0]["loc"])
+            inner = re.match(r"([A-Za-z_][\w.]*): (.*)", message)  # a block's check: "key: ..."
+            if inner:
+                path, message = [*path, *inner[1].split(".")], inner[2]
+            raise InputError(f"{_key_path(path)}: {message}") from None
         check_references(root)
         check_local_files(root)
         return root
@@ -293,6 +299,19 @@ def check_schema(config: dict[str, Any], schema_path: str | Path) -> None:
         raise InputError(f"config: {str(e).strip().splitlines()[-1]}") from None
 
 
+def check_finite(config: Any, path: tuple[str | int, ...] = ()) -> None:
+    """Every number in the config is finite: YAML's `.nan` and `.inf` would pass the range
+    checks below with a misleading message, or none."""
+    if isinstance(config, dict):
+        for key, value in config.items():
+            check_finite(value, (*path, key))
+    elif isinstance(config, list):
+        for k, value in enumerate(config):
+            check_finite(value, (*path, k))
+    elif isinstance(config, float) and not math.isfinite(config):
+        raise InputError(f"{_key_path(path)}: {config} is not a finite number")
+
+
 def _key_path(path: Iterable[str | int]) -> str:
     text = ""
     for part in path:
@@ -452,5 +471,5 @@ def check_local_files(cfg: PipelineConfig) -> None:
     if candidates.get("user_file"):
         named.append(("contexts.candidates.user_file", candidates["user_file"]))
     for key, path in named:
-        if not Path(path).exists():
-            raise InputError(f"config key '{key}': {path}: file not found")
+        if not Path(path).is_file():
+            raise InputError(f"config key '{key}': {path}: {not_a_file(path)}")

@@ -354,12 +354,15 @@ class Training(Block):
     @model_validator(mode="after")
     def _method_settings(self) -> Training:
         """`common` with each method's own block, as the train step validates it."""
-        for model, own in ((OPSAConfig, self.opsa), (SFTConfig, self.sft)):
+        for name, model, own in (("opsa", OPSAConfig, self.opsa), ("sft", SFTConfig, self.sft)):
             try:
                 model.model_validate({**self.common, **own})
             except ValidationError as e:
                 key, message = first_error(e)
-                raise ValueError(message if key == "(config)" else f"{key}: {message}") from None
+                if key == "(config)":
+                    raise ValueError(message) from None
+                block = name if key.split(".")[0] in own else "common"  # where the value is
+                raise ValueError(f"{block}.{key}: {message}") from None
         return self
 
 

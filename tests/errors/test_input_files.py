@@ -4,6 +4,7 @@ as the rules call them: one line naming the file (and line, column or id), nothi
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +63,20 @@ def test_malformed_jsonl_names_line_and_cause(opsa, tmp_path, content, named):
 
 def test_missing_source_file(opsa, tmp_path):
     prepare(opsa, {"path": "nowhere.txt"}).error("nowhere.txt: file not found")
+
+
+@pytest.mark.parametrize(
+    ("make", "named"),
+    [
+        (lambda p: p.mkdir(), "is a directory, not a data file"),
+        (lambda p: os.mkfifo(p), "is a FIFO (named pipe), not a data file"),
+    ],
+)
+def test_a_directory_or_fifo_given_as_a_data_file_is_named_as_such(opsa, tmp_path, make, named):
+    path = tmp_path / "prompts.jsonl"
+    make(path)  # a FIFO would block a reader forever: it is refused, not read
+    prepare(opsa, {"path": str(path)}).error(f"{path}: {named}")
+    assert not (tmp_path / "out").exists()
 
 
 def test_missing_column(opsa, tmp_path):
