@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -94,7 +95,12 @@ class VLLMGenerator:
             kwargs["enable_chunked_prefill"] = False
         logging.getLogger("vllm.renderers.base").addFilter(_drop_tokenizer_warmup_failure)
         with _torch_state_kept():
-            llm = LLM(**kwargs)
+            try:
+                llm = LLM(**kwargs)
+            except (ValueError, RuntimeError) as e:
+                if not _MEMORY.search(str(e)):
+                    raise
+                raise InputError(_memory_advice(placement, settings)) from None
         return cls(llm, tokenizer, stop_ids(_generation_eos(model_dir), tokenizer))
 
     def generate(self, prompts: list[str], params: SamplingParams) -> list[list[Completion]]:
@@ -190,6 +196,29 @@ def _prepare_embeddings(model: torch.nn.Module) -> None:
         method = getattr(module, "quant_method", None)
         if isinstance(method, UnquantizedEmbeddingMethod):
             method.process_weights_after_loading(module)
+
+
+_MEMORY = re.compile(r"kv cache|cache blocks|out of memory|memory", re.IGNORECASE)
+
+
+def _memory_advice(placement: Placement, settings: VLLMSettings) -> str:
+    """The engine could not reserve memory: the keys that size it, and what is free."""
+    if placement.device.type == "cuda":
+        free, total = torch.cuda.mem_get_info(placement.device)
+        return (
+            f"the vLLM engine could not fit its weights and KV cache in "
+            f"runtime.vllm.gpu_memory_utilization = {settings.gpu_memory_utilization} of the "
+            f"GPU ({free / 2**30:.1f} of {total / 2**30:.1f} GiB free): raise it if the GPU is "
+            "yours alone, or lower runtime.vllm.max_num_seqs / max_model_len"
+        )
+    import psutil
+
+    free = psutil.virtual_memory().available / 2**30
+    return (
+        f"the vLLM engine could not reserve runtime.vllm.cpu_kv_cache_gib = "
+        f"{settings.cpu_kv_cache_gib} GiB for its KV cache ({free:.1f} GiB of memory free): "
+        "lower it, or set generation.backend: hf"
+    )
 
 
 def _generation_eos(model_dir: str | Path) -> int | list[int] | None:

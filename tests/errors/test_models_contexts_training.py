@@ -142,3 +142,17 @@ def test_chat_template_the_sandbox_refuses_is_named(opsa, tmp_path, embedded_mod
     run = opsa("context-candidates", "--spec", spec, "--model-dir", str(model), "--out", "c.jsonl")
     run.error(f"{model / 'chat_template.jinja'}: the chat template is not allowed by the sandbox")
     assert not (tmp_path / "c.jsonl").exists()
+
+
+def test_a_kv_cache_that_does_not_fit_names_the_runtime_key(opsa, tmp_path, embedded_model_dir):
+    pytest.importorskip("vllm")
+    prompts = tmp_path / "p.jsonl"
+    prompts.write_text(json.dumps({"id": "a", "prompt": "Hi."}) + "\n")
+    run = opsa(
+        "--runtime", json.dumps({"vllm": {"cpu_kv_cache_gib": 4096}}), "--backend", "vllm",
+        "generate", "--model", str(embedded_model_dir), "--prompts", str(prompts),
+        "--out", "g.jsonl",
+    )  # fmt: skip
+    line = run.error("runtime.vllm.cpu_kv_cache_gib = 4096 GiB", "GiB of memory free")
+    assert "VLLM_CPU_KVCACHE_SPACE" not in line
+    assert not (tmp_path / "g.jsonl").exists()
