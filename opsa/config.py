@@ -237,9 +237,10 @@ class PipelineConfig(Block):
 # -- reading and checking -----------------------------------------------------------------
 
 
-def exit_with_one_line(e: InputError) -> NoReturn:
-    """End the Snakemake run with the one line (Snakemake would add its own traceback)."""
-    sys.exit(f"opsa config: error: {e}")
+def exit_with_one_line(e: InputError, where: str = "config") -> NoReturn:
+    """End the Snakemake run with the one line (Snakemake would add its own traceback):
+    `where` is the config, or the workflow reading an intermediate file."""
+    sys.exit(f"opsa {where}: error: {e}")
 
 
 def check_config_files(paths: Iterable[str | Path]) -> None:

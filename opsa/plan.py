@@ -8,8 +8,10 @@ from pathlib import Path
 from typing import Any
 
 from opsa.contexts import PACKAGE_GRIDS
+from opsa.errors import InputError
 from opsa.judges.spec import MODEL_FREE
 from opsa.layout import BASE, TFR_POSITIONS, Paths, Variant, fill
+from opsa.records import read_json
 
 PACKAGE = Path(__file__).resolve().parent  # the package the rules run, with its data files
 
@@ -172,6 +174,17 @@ class Plan:
             for v in variants
             for d in self.harmful_sets()
         ]
+
+    def chosen(self, model: str, selected: str | Path) -> str:
+        """The chosen-contexts file named by the ids a select_context output holds, read
+        through the checked reader (a hand-edited selection is one line naming it)."""
+        choice = read_json(selected)
+        try:
+            harmful = choice["harmful"]["id"]
+            benign = (choice["benign"] or {}).get("id", "none")
+        except (KeyError, TypeError, AttributeError):
+            raise InputError(f"{selected}: not a context selection (no harmful.id)") from None
+        return fill(Paths.chosen, model=model, harmful=harmful, benign=benign)
 
     def jailbreak_judge(self) -> str:
         """The judge of the jailbreak analysis: its own `judge`, else the safety judge."""

@@ -105,10 +105,10 @@ def chosen_contexts(wc):
     if tfr:
         return fill(P.ranked_context, model=wc.model, position=tfr)
     selected = checkpoints.select_context.get(model=wc.model).output.selected
-    with open(selected) as f:
-        choice = json.load(f)
-    benign = (choice["benign"] or {}).get("id", "none")
-    return fill(P.chosen, model=wc.model, harmful=choice["harmful"]["id"], benign=benign)
+    try:
+        return plan.chosen(wc.model, selected)
+    except InputError as e:
+        exit_with_one_line(e, "workflow")
 
 
 TRAINING_INPUTS = {  # a training method's named inputs (opsa.training.methods) -> their files
