@@ -42,7 +42,7 @@ from opsa.errors import InputError, first_error
 from opsa.judges.spec import MODEL_FREE, JudgeSpec
 from opsa.layout import BASE, TFR_POSITIONS, Variant
 from opsa.models.reference import ModelSpec
-from opsa.records import not_a_file, read_yaml
+from opsa.records import check_writable, not_a_file, read_yaml
 from opsa.training.methods import METHODS
 
 log = logging.getLogger(__name__)
@@ -252,6 +252,14 @@ def check_config_files(paths: Iterable[str | Path]) -> None:
                 read_yaml(path)
     except InputError as e:
         exit_with_one_line(e)
+
+
+def check_output_folders(folders: Iterable[str] = ("results", "logs")) -> None:
+    """`check_writable` on the workflow's output folders, ending the run with one line."""
+    try:
+        check_writable(folders)
+    except InputError as e:
+        exit_with_one_line(e, "workflow")
 
 
 def check_config(config: dict[str, Any], schema: str | Path | None = None) -> PipelineConfig:

@@ -5,6 +5,7 @@ Every writer goes through `atomic_path`, so a failed step never leaves a partial
 
 from __future__ import annotations
 
+import errno
 import io
 import json
 import os
@@ -45,6 +46,53 @@ def _remove(path: Path) -> None:
         shutil.rmtree(path)
     elif path.exists() or path.is_symlink():
         path.unlink()
+
+
+FILESYSTEM_ERRORS = {
+    errno.ENOSPC: "no space left on the disk",
+    errno.EDQUOT: "the disk quota is used up",
+    errno.EROFS: "the filesystem is read-only",
+    errno.EACCES: "permission denied",
+    errno.EPERM: "permission denied",
+}
+_FILESYSTEM_TEXT = {
+    "No space left on device": errno.ENOSPC,
+    "Read-only file system": errno.EROFS,
+    "Disk quota exceeded": errno.EDQUOT,
+}
+
+
+def free_mb(path: str | Path) -> float:
+    """Free space, in MB, on the filesystem that holds `path` (or its nearest parent)."""
+    path = Path(path).absolute()
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return shutil.disk_usage(path).free / 1e6
+
+
+def filesystem_failure(e: BaseException, where: str | Path = ".") -> str | None:
+    """One line for a write the filesystem refused (full, read-only, not permitted): the path,
+    the cause and the free space; None for any other error. Libraries that wrap the OS error
+    (safetensors, torch) are recognised by the OS's own words."""
+    code = e.errno if isinstance(e, OSError) else None
+    if code not in FILESYSTEM_ERRORS:
+        code = next((c for text, c in _FILESYSTEM_TEXT.items() if text in str(e)), None)
+    if code is None:
+        return None
+    path = (e.filename if isinstance(e, OSError) else None) or where
+    return (
+        f"{path}: {FILESYSTEM_ERRORS[code]} ({free_mb(path):.0f} MB free on its filesystem); "
+        "nothing partial was kept"
+    )
+
+
+def check_writable(folders: Iterable[str | Path]) -> None:
+    """Every existing folder among `folders` can be written, before any job writes there."""
+    for folder in map(Path, folders):
+        if folder.is_dir() and not os.access(folder, os.W_OK):
+            read_only = os.statvfs(folder).f_flag & os.ST_RDONLY
+            why = "the filesystem is read-only" if read_only else "permission denied"
+            raise InputError(f"{folder}/: not writable ({why}); nothing was run")
 
 
 def not_a_file(path: str | Path) -> str:

@@ -89,3 +89,29 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if "slow" in item.keywords:
             item.add_marker(skip)
+
+
+@pytest.fixture
+def small_mount(tmp_path: Path):
+    """`small_mount(name, size, read_only)`: a tmpfs of that size at tmp_path/name, unmounted
+    after the test: a real full or read-only filesystem. Skipped where mounting is not allowed
+    (it needs root)."""
+    import subprocess
+
+    points: list[Path] = []
+
+    def mount(name: str, size: str = "256k", read_only: bool = False) -> Path:
+        point = tmp_path / name
+        point.mkdir()
+        options = f"size={size}" + (",ro" if read_only else "")
+        done = subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(point)], capture_output=True
+        )
+        if done.returncode != 0:
+            pytest.skip("mounting a small tmpfs needs root")
+        points.append(point)
+        return point
+
+    yield mount
+    for point in points:
+        subprocess.run(["umount", str(point)], capture_output=True)

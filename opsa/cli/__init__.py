@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from opsa.errors import InputError, validated
+from opsa.records import filesystem_failure
 
 Handler = Callable[[argparse.Namespace], None]
 STEPS: dict[str, tuple[Handler, Callable[[argparse.ArgumentParser], None]]] = {}
@@ -123,6 +124,12 @@ def main(argv: list[str] | None = None) -> int:
             args.handler(args)
     except InputError as e:
         print(f"opsa {args.step}: error: {e}", file=sys.stderr)
+        return 1
+    except Exception as e:  # the filesystem refusing a write is the user's to fix; else a bug
+        line = filesystem_failure(e, getattr(args, "out", None) or ".")
+        if line is None:
+            raise
+        print(f"opsa {args.step}: error: {line}", file=sys.stderr)
         return 1
     except (Stopped, KeyboardInterrupt) as e:
         signum = e.signum if isinstance(e, Stopped) else signal.SIGINT

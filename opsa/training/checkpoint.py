@@ -116,6 +116,7 @@ def save_checkpoint(
     if accelerator.is_main_process:
         if partial.exists():
             shutil.rmtree(partial)
+        _check_room(work_dir, state)
         partial.mkdir(parents=True)
     accelerator.wait_for_everyone()
     state.save(accelerator, partial)
@@ -128,6 +129,19 @@ def save_checkpoint(
     accelerator.wait_for_everyone()
     log.info("checkpoint %s", final)
     return final
+
+
+def _check_room(work_dir: Path, state: TrainingState) -> None:
+    """Stop before a checkpoint the disk cannot hold: its weights and the optimiser's two
+    moments per weight, and every other module the run keeps."""
+    modules = [state.model, *state.modules.values()]
+    weights = sum(p.numel() * p.element_size() for m in modules for p in m.parameters())
+    need, free = 3 * weights / 1e6, shutil.disk_usage(work_dir).free / 1e6
+    if need > free:
+        raise InputError(
+            f"{work_dir}: a checkpoint needs about {need:.0f} MB and {free:.0f} MB are free on "
+            "its filesystem; nothing was written (the checkpoints before it are kept)"
+        )
 
 
 class TrainingState:

@@ -101,3 +101,14 @@ def test_a_damaged_run_json_is_one_line_naming_it(
     monkeypatch.setenv(START_OVER, "1")
     out, _ = run(tiny_model_dir, prompt_files, tmp_path, "rj", **EVERY_STEP)
     assert [r["step"] for r in log_rows(out)] == [1, 2, 3, 4]
+
+
+def test_a_checkpoint_the_disk_cannot_hold_stops_before_writing(
+    tiny_model_dir, prompt_files, small_mount
+):
+    disk = small_mount("disk", size="2m")  # run.json fits; the tiny model's checkpoint does not
+    with pytest.raises(InputError, match=r"-work: a checkpoint needs about \d+ MB and \d MB"):
+        run(tiny_model_dir, prompt_files, disk, "full", **EVERY_STEP)
+    work = disk / "full-work"
+    assert (work / "run.json").is_file() and (work / "train_log.jsonl").is_file()
+    assert not list(work.glob("*checkpoint-*")) and not list(work.glob(".partial-*"))
