@@ -352,6 +352,10 @@ def check_references(cfg: PipelineConfig) -> None:
     """Every name a block uses is defined where it should be."""
     for k, policy in enumerate(cfg.policies):
         _defined(policy, cfg.models, f"policies[{k}]", "models")
+        if cfg.models[policy].task != "causal_lm":
+            raise InputError(
+                f"config key 'policies[{k}]': '{policy}' is a classifier, not a policy"
+            )
     attacker = cfg.analysis.jailbreak.attacker
     if attacker is not None:
         _defined(attacker, cfg.models, "analysis.jailbreak.attacker", "models")
@@ -439,6 +443,15 @@ def _judge_model(name: str, spec: JudgeSpec, models: dict[str, ModelSpec]) -> No
             f"config key '{where}': missing; kind {spec.kind} needs a judge model (a key of models)"
         )
     _defined(spec.model, models, where, "models")
+    classifier = spec.kind == "classifier"
+    if classifier != (models[spec.model].task == "sequence_classification"):
+        task = "sequence_classification" if classifier else "causal_lm"
+        raise InputError(f"config key 'models.{spec.model}.task': judge '{name}' needs {task}")
+    if classifier and not spec.label_map:
+        raise InputError(
+            f"config key 'judges.{name}.label_map': missing; a classifier judge maps each of its "
+            "model's labels to refusal, compliance, unsafe or safe"
+        )
 
 
 def _filter_is_not_the_metric(cfg: PipelineConfig) -> None:

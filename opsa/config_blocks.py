@@ -118,6 +118,22 @@ FIELD_NOTES: dict[str, tuple[Any, ...]] = {
     ),
     "JudgeSpec.kind": ({"enum": list(KINDS)},),
     "JudgeSpec.template": ({"description": "a prompt template file (default: the kind's own)"},),
+    "JudgeSpec.label_map": (
+        {
+            "description": "classifier: each of the model's labels (config.id2label) -> refusal, "
+            "compliance, unsafe or safe"
+        },
+    ),
+    "JudgeSpec.input": (
+        {"description": "classifier: what it reads, the response or the (prompt, response) pair"},
+    ),
+    "JudgeSpec.max_length": ({"description": "classifier: tokens read (longer inputs are cut)"},),
+    "ModelSpec.task": (
+        {
+            "description": "sequence_classification for a classifier judge's model (a "
+            "classification head); causal_lm for every policy and guard model"
+        },
+    ),
     "TrainConfig.report_to": ({"uniqueItems": True},),
     # written as the integer the config has always held, so the rules' params stay the same
     "ExecLimits.timeout_s": ({"default": 10},),

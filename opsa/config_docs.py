@@ -38,9 +38,9 @@ BOUNDS = {  # annotated-types bound -> (keyword, its attribute)
 SIZES = {"array": "Items", "object": "Properties", "string": "Length"}
 ORDER = (
     "description", "$ref", "type", "enum", "pattern", "minimum", "exclusiveMinimum", "maximum",
-    "exclusiveMaximum", "minItems", "maxItems", "minProperties", "minLength", "maxLength", "uniqueItems",
-    "items", "propertyNames", "additionalProperties", "required", "properties", "oneOf",
-    "default",
+    "exclusiveMaximum", "minItems", "maxItems", "minProperties", "minLength", "maxLength",
+    "uniqueItems", "items", "propertyNames", "additionalProperties", "required", "properties",
+    "oneOf", "default",
 )  # fmt: skip
 NO_FILL = Settings()
 

@@ -34,6 +34,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from opsa.errors import InputError, validated
 from opsa.generation.engine import Generator, SamplingParams
 from opsa.judges.base import Judge
+from opsa.judges.classifier import ClassifierJudge, Meaning
 from opsa.judges.guard import (
     GeneratingGuardJudge,
     LogprobGuardJudge,
@@ -52,6 +53,7 @@ KINDS: tuple[str, ...] = (
     "wildguard",
     "harmbench",
     "strongreject",
+    "classifier",
 )
 TEMPLATE = {
     "llama_guard": "llama_guard3.txt",
@@ -82,6 +84,9 @@ class JudgeSpec(BaseModel):
     on_unparsed: Literal["error", "none"] = "error"
     opening_chars: int = Field(200, ge=1)
     opening_sentences: int = Field(2, ge=0)
+    label_map: dict[str, Meaning] | None = None
+    input: Literal["response", "pair"] = "response"
+    max_length: int = Field(512, ge=8)
 
 
 def load_judge_spec(name: str, config: dict[str, Any]) -> JudgeSpec:
@@ -116,6 +121,8 @@ def build_judge(
         raise InputError(
             f"judge '{name}': kind '{spec.kind}' needs a judge model ('model' and its directory)"
         )
+    if spec.kind == "classifier":
+        return _classifier(name, spec, model_dir)
     if generator is None:
         from opsa.generation.backend import open_generator
 
@@ -149,3 +156,21 @@ def _parser(kind: str, threshold: float) -> Parser:
     if kind == "strongreject":
         return strongreject_parser(threshold)
     return parse_wildguard if kind == "wildguard" else parse_harmbench
+
+
+def _classifier(name: str, spec: JudgeSpec, model_dir: str | Path | None) -> ClassifierJudge:
+    from opsa.models.load import load_tokenizer
+    from opsa.models.runtime import current
+
+    if spec.label_map is None or model_dir is None:
+        raise InputError(f"judge '{name}': kind 'classifier' needs label_map and its model folder")
+    return ClassifierJudge(
+        name,
+        current().load_classifier(model_dir, "judge"),
+        load_tokenizer(model_dir),
+        spec.label_map,
+        pair=spec.input == "pair",
+        batch_size=spec.batch_size,
+        max_length=spec.max_length,
+        threshold=spec.threshold,
+    )

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer
+from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
 
 from opsa.errors import InputError
 from opsa.models.folder import check_chat_template, check_config, check_weights, first_line
@@ -36,12 +36,31 @@ def load_model(
     attention: str = "sdpa",
     trust_remote_code: bool = False,
 ) -> torch.nn.Module:
+    return _load(AutoModelForCausalLM, model_dir, dtype, trust_remote_code, attention)
+
+
+def load_classifier(
+    model_dir: str | Path, dtype: str | torch.dtype = "float32", trust_remote_code: bool = False
+) -> torch.nn.Module:
+    """A sequence classifier (a judge's), with the same checks and loader as a causal LM."""
+    return _load(AutoModelForSequenceClassification, model_dir, dtype, trust_remote_code)
+
+
+def _load(
+    auto: Any,
+    model_dir: str | Path,
+    dtype: str | torch.dtype,
+    trust_remote_code: bool,
+    attention: str | None = None,
+) -> torch.nn.Module:
+    """A checked folder's model from safetensors only, in eval mode."""
     check_config(Path(model_dir))
     check_weights(Path(model_dir))
-    return AutoModelForCausalLM.from_pretrained(
+    options = {} if attention is None else {"attn_implementation": attention}
+    return auto.from_pretrained(
         model_dir,
         dtype=getattr(torch, dtype) if isinstance(dtype, str) else dtype,
-        attn_implementation=attention,
         use_safetensors=True,
         trust_remote_code=trust_remote_code,
+        **options,
     ).eval()

@@ -10,7 +10,12 @@ import logging
 from pathlib import Path
 
 import torch
-from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+from transformers import (
+    AutoConfig,
+    AutoModelForCausalLM,
+    AutoModelForSequenceClassification,
+    AutoTokenizer,
+)
 
 from opsa.errors import InputError
 from opsa.hub import hub_failure, hub_offline
@@ -19,6 +24,10 @@ from opsa.models.reference import ModelSpec, kind_of, resolve_gguf
 from opsa.records import atomic_path
 
 log = logging.getLogger(__name__)
+CLASSES = {
+    "causal_lm": AutoModelForCausalLM,
+    "sequence_classification": AutoModelForSequenceClassification,
+}
 
 
 def prepare_model(spec: ModelSpec, out_dir: str | Path) -> None:
@@ -31,6 +40,10 @@ def prepare_model(spec: ModelSpec, out_dir: str | Path) -> None:
         check_config(Path(spec.source))
         check_weights(Path(spec.source))
     log.info("preparing %s (%s) as %s", spec.source, kind, spec.dtype)
+    if kind == "gguf" and spec.task != "causal_lm":
+        raise InputError(
+            f"model source '{spec.source}': a GGUF file is a causal LM, not a {spec.task}"
+        )
     if kind == "gguf":
         folder, name = resolve_gguf(spec.source)  # type: ignore[misc]
         tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=name)
@@ -43,9 +56,8 @@ def prepare_model(spec: ModelSpec, out_dir: str | Path) -> None:
         }
         try:
             tokenizer = AutoTokenizer.from_pretrained(spec.source, **kwargs)
-            model = AutoModelForCausalLM.from_pretrained(
-                spec.source, dtype=dtype, use_safetensors=True, **kwargs
-            )
+            auto = CLASSES[spec.task]
+            model = auto.from_pretrained(spec.source, dtype=dtype, use_safetensors=True, **kwargs)
         except OSError as e:
             if kind == "local":
                 what = f"model source '{spec.source}': does not load ({first_line(e)})"

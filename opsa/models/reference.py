@@ -27,6 +27,8 @@ class ModelSpec(BaseModel):
     family: str | None = None  # descriptive, for grouping in reports
     size: str | None = None  # e.g. "0.6B": the workflow sizes jobs' memory and time by it
     train_processes: int | None = Field(default=None, ge=1)  # the workflow's GPUs for training
+    # a classifier judge's model (a sequence-classification head), not a causal LM
+    task: Literal["causal_lm", "sequence_classification"] = "causal_lm"
 
 
 def resolve_gguf(source: str) -> tuple[Path, str] | None:

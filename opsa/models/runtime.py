@@ -38,7 +38,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 
 from opsa.errors import InputError
-from opsa.models.load import load_model
+from opsa.models.load import load_classifier, load_model
 
 log = logging.getLogger(__name__)
 
@@ -159,6 +159,13 @@ class Runtime:
         log.info(
             "%s %s on %s (%s, attention %s)", role, model_dir, p.device, p.dtype, p.attention,
         )  # fmt: skip
+        return model
+
+    def load_classifier(self, model_dir: str | Path, role: Role) -> torch.nn.Module:
+        """A sequence classifier in `model_dir`, on this runtime's device and dtype."""
+        p = self.placement(role)
+        model = load_classifier(model_dir, p.dtype).to(p.device)
+        log.info("%s classifier %s on %s (%s)", role, model_dir, p.device, p.dtype)
         return model
 
 

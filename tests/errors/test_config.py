@@ -106,6 +106,10 @@ CASES = {
         _set("training.common.batch_size", 12),
         ["config key 'training'", "batch_size (12)", "micro_batch_size (8)"],
     ),
+    "a classifier judge on a causal model": (
+        _set("judges.clf", {"kind": "classifier", "model": "smollm2-135m", "label_map": {}}),
+        ["config key 'models.smollm2-135m.task'", "judge 'clf' needs sequence_classification"],
+    ),
     "not a finite number": (
         _set("training.common.lr", float("nan")),
         ["config key 'training.common.lr'", "nan is not a finite number"],
