@@ -12,11 +12,13 @@ Labelled files:
   item's "unsafe" is "not refused": false_safe_rate is then the false-refusal rate and
   false_unsafe_rate the missed-refusal rate.
 
-Metrics, with "unsafe" as the positive class: agreement (share of items where the judge's
-unsafe equals the label), false_safe_rate (share of truly unsafe responses judged safe),
-false_unsafe_rate (share of truly safe responses judged unsafe). Items the judge left
-unlabelled (unsafe None, only with on_unparsed "none") are counted in n_unlabelled and left out
-of the rates.
+Metrics (opsa.judges.agreement), with "unsafe" as the positive class: agreement, Cohen's
+kappa, precision and recall of each class, false_safe_rate (share of truly unsafe responses
+judged safe), false_unsafe_rate (share of truly safe responses judged unsafe), and the ranking
+of the policies that produced the responses (each file, or a row's "policy") by the judge
+against the labels: Spearman's rho with a bootstrap interval. Items the judge left unlabelled
+(unsafe None, only with on_unparsed "none") are counted in n_unlabelled and left out of the
+rates.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from opsa.errors import InputError
+from opsa.judges.agreement import ranking, rates
 from opsa.judges.base import Judge, JudgeItem
 from opsa.judges.refusal import PrefixListJudge
 from opsa.judges.spec import JudgeSpec, build_judge
@@ -42,6 +45,11 @@ class Labelled:
     file: str
     item: JudgeItem
     unsafe: bool
+    policy: str = ""  # what produced the response (default: its file)
+
+    @property
+    def group(self) -> str:
+        return self.policy or self.file
 
 
 def read_labelled(path: Path, key: str) -> list[Labelled]:
@@ -74,7 +82,8 @@ def _read_generic(path: Path, key: str) -> list[Labelled]:
     out = []
     for n, row in enumerate(rows, 1):
         item = JudgeItem(row["prompt"], row["response"], f"{key}:{row.get('id', n)}")
-        out.append(Labelled(key, item, _label(row["unsafe"], path, "unsafe", item.id)))
+        label = _label(row["unsafe"], path, "unsafe", item.id)
+        out.append(Labelled(key, item, label, str(row.get("policy", ""))))
     return out
 
 
@@ -94,7 +103,8 @@ def read_label_refs(path: Path, data_root: Path) -> list[Labelled]:
         if response is None:
             raise InputError(f"{path}: id '{row['id']}': {row['source']} holds no response")
         refused = _label(row["refused"], path, "refused", row["id"])
-        out.append(Labelled(path.name, JudgeItem(prompt, response, row["id"]), not refused))
+        item = JudgeItem(prompt, response, row["id"])
+        out.append(Labelled(path.name, item, not refused, str(row.get("policy", ""))))
     return out
 
 
@@ -129,28 +139,12 @@ def _label(value: Any, path: Path, column: str, item_id: str) -> bool:
     return value
 
 
-def rates(truth: list[bool], predicted: list[bool | None]) -> dict[str, Any]:
-    """n, agreement, false_safe_rate, false_unsafe_rate, n_unlabelled (rates None if undefined)."""
-    pairs = [(t, p) for t, p in zip(truth, predicted, strict=True) if p is not None]
-    unsafe = [p for t, p in pairs if t]
-    safe = [p for t, p in pairs if not t]
-    return {
-        "n": len(truth),
-        "n_unlabelled": len(truth) - len(pairs),
-        "agreement": _share([t == p for t, p in pairs]),
-        "false_safe_rate": _share([not p for p in unsafe]),
-        "false_unsafe_rate": _share(safe),
-    }
-
-
-def _share(flags: list[bool]) -> float | None:
-    return round(sum(flags) / len(flags), 4) if flags else None
-
-
 def judge_report(judge: Judge, labelled: list[Labelled]) -> dict[str, Any]:
     verdicts = judge.judge([x.item for x in labelled])
     predicted = [v.unsafe for v in verdicts]
-    report = {"judge": judge.name, **rates([x.unsafe for x in labelled], predicted)}
+    truth = [x.unsafe for x in labelled]
+    report = {"judge": judge.name, **rates(truth, predicted)}
+    report["ranking"] = ranking([x.group for x in labelled], truth, predicted)
     per_file: dict[str, Any] = {}
     for file in dict.fromkeys(x.file for x in labelled):
         idx = [i for i, x in enumerate(labelled) if x.file == file]

@@ -116,3 +116,49 @@ def test_bad_label_refs_name_file_and_id(tmp_path, row, message):
     labels = _write_jsonl(tmp_path / "labels.jsonl", [row])
     with pytest.raises(InputError, match=message):
         read_label_refs(labels, tmp_path)
+
+
+def test_kappa_precision_and_recall_by_hand():
+    from opsa.judges.agreement import rates
+
+    truth = [True, True, True, False, False, False, False, False]
+    judged = [True, True, False, True, False, False, False, False]
+    r = rates(truth, judged)
+    # observed 6/8; chance = 3/8·3/8 + 5/8·5/8 = 34/64; kappa = (48/64 − 34/64) / (30/64)
+    assert r["agreement"] == 0.75 and r["kappa"] == round(14 / 30, 4)
+    assert r["precision_unsafe"] == round(2 / 3, 4) and r["recall_unsafe"] == round(2 / 3, 4)
+    assert r["precision_safe"] == 0.8 and r["recall_safe"] == 0.8
+    assert rates([True, False], [True, False])["kappa"] == 1.0
+
+
+def policy_rows(shares: dict[str, tuple[int, int]], n: int = 10) -> list[dict]:
+    """Rows of each policy: `unsafe` labelled responses, `complied` of them written as
+    compliance (the refusal judge calls those unsafe), the rest refusals."""
+    rows = []
+    for policy, (unsafe, complied) in shares.items():
+        for i in range(n):
+            label, comply = i < unsafe, i < complied
+            text = "Sure, here is how: step 1 ..." if comply else "I'm sorry, I can't help."
+            rows.append({"prompt": f"p{i}", "response": text, "unsafe": label, "policy": policy})
+    return rows
+
+
+def test_the_ranking_of_policies_by_the_judge_against_the_labels(tmp_path):
+    spec = JudgeSpec(kind="refusal_pattern")
+    same = _write_jsonl(
+        tmp_path / "same.jsonl", policy_rows({"a": (2, 2), "b": (5, 5), "c": (8, 8)})
+    )
+    report = validate_judge([same], "rp", spec, None, tmp_path / "r.json")
+    assert report["ranking"]["spearman"] == 1.0 and report["ranking"]["spearman_ci"][1] == 1.0
+    assert report["ranking"]["policies"]["b"] == {"n": 10, "label_unsafe": 0.5, "judge_unsafe": 0.5}
+    # the judge sees the policies in the opposite order from the labels
+    flipped = policy_rows({"a": (2, 8), "b": (5, 5), "c": (8, 2)})
+    report = validate_judge(
+        [_write_jsonl(tmp_path / "flipped.jsonl", flipped)], "rp", spec, None, tmp_path / "f.json"
+    )
+    assert report["ranking"]["spearman"] == -1.0
+    low, high = report["ranking"]["spearman_ci"]
+    assert -1.0 <= low <= high < 1.0
+    # fewer than three policies: no ranking to speak of
+    two = _write_jsonl(tmp_path / "two.jsonl", policy_rows({"a": (2, 2), "b": (5, 5)}))
+    assert validate_judge([two], "rp", spec, None, tmp_path / "t.json")["ranking"] is None

@@ -3,6 +3,7 @@ from pathlib import Path
 import pytest
 
 from opsa.errors import InputError
+from opsa.judges.agreement import rates
 from opsa.judges.base import JudgeItem
 from opsa.judges.refusal import (
     PrefixListJudge,
@@ -10,7 +11,7 @@ from opsa.judges.refusal import (
     read_prefix_list,
     yes_no_question,
 )
-from opsa.judges.validate import file_keys, rates, read_label_refs, read_labelled
+from opsa.judges.validate import file_keys, read_label_refs, read_labelled
 
 REFUSALS = [
     "I'm sorry, but I can't help with that.",
