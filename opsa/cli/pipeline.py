@@ -197,6 +197,11 @@ def _report_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--steered-teachers", type=Path, nargs="*", default=[], help="SafeSteer's teachers"
     )
+    p.add_argument("--judges", type=json_arg, default={}, help="the judges in use, as JSON")
+    p.add_argument(
+        "--judge-validations", type=Path, nargs="*", default=[], help="judge_validation files"
+    )
+    p.add_argument("--jailbreak-judge", default="", help="the jailbreak analysis's judge")
     for name in ("csv", "json", "paired", "md", "plot"):
         p.add_argument(f"--out-{name}", type=Path, required=True)
 
@@ -208,12 +213,14 @@ def _report(a: argparse.Namespace) -> None:
     from opsa.report import (
         flip_rate_outcome,
         jailbreak,
+        judges,
         safesteer,
         size_sweep,
         teachers,
         token_divergence,
         training_curves,
     )
+    from opsa.report.evaluations import read_evaluations
     from opsa.report.summary import ReportFiles, write_report
 
     analyses = [
@@ -233,6 +240,12 @@ def _report(a: argparse.Namespace) -> None:
         sections.insert(0, teachers.markdown_section(a.teachers))
     warnings = teachers.warnings(a.teachers) + safesteer.scan_warnings(a.direction_scans)
     warnings += safesteer.teacher_warnings(a.steered_teachers)
+    records, jailbreak_judge = read_evaluations(a.evals), a.jailbreak_judge or None
+    if a.judges:
+        sections.insert(
+            0, judges.markdown_section(records, a.judges, a.judge_validations, jailbreak_judge)
+        )
+        warnings += judges.warning(records, a.judges, jailbreak_judge)
     extra = {"teachers": teachers.metrics(a.teachers)} if a.teachers else {}
     if a.steered_teachers:
         extra["steered_teachers"] = safesteer.teacher_metrics(a.steered_teachers)

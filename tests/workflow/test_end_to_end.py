@@ -39,6 +39,8 @@ def test_smoke_config_runs_end_to_end(tmp_path: Path) -> None:
     report = tmp_path / "results/report"
     summary = (report / "summary.md").read_text()
     assert "harmful_compliance" in summary and "over_refusal" in summary
+    assert "## Judges: what each safety figure measures" in summary  # the smoke judge: patterns
+    assert "**Judge validity:** harmful compliance and jailbreak success" in summary
     assert (report / "safety_vs_reasoning.png").stat().st_size > 10_000
     with (report / "summary.csv").open() as f:
         rows = list(csv.DictReader(f))

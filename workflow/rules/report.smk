@@ -10,6 +10,7 @@ rule report:
         teachers=plan.teacher_files(),
         scans=plan.direction_scans(),
         steered=plan.steered_teachers(),
+        validations=plan.judge_validations(),
         code=package_code("report"),
     output:
         csv=report(
@@ -39,6 +40,8 @@ rule report:
         runtime=10,
     params:
         baseline=config["grid_report"]["baseline"],
+        judges=as_json(config["judges"]),
+        jailbreak_judge=plan.jailbreak_judge() if plan.jailbreaks() else "",
     shell:
         "python -m opsa --threads {threads} report --evals {input.evals:q} "
         "--token-divergence {input.token:q} --jailbreak {input.jailbreak:q} "
@@ -46,7 +49,8 @@ rule report:
         "--flip-rate-outcome {input.tfr:q} --safesteer {input.safesteer:q} "
         "--teachers {input.teachers:q} --direction-scans {input.scans:q} "
         "--steered-teachers {input.steered:q} "
-        "--baseline {params.baseline:q} "
+        "--judges {params.judges:q} --judge-validations {input.validations:q} "
+        "--jailbreak-judge {params.jailbreak_judge:q} --baseline {params.baseline:q} "
         "--out-csv {output.csv} --out-json {output.metrics} "
         "--out-paired {output.paired} --out-md {output.md} --out-plot {output.plot} > {log} 2>&1"
 
