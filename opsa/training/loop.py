@@ -32,9 +32,10 @@ from tqdm.auto import tqdm
 from opsa.errors import InputError
 from opsa.models import runtime
 from opsa.prompting.sets import batch_schedule
-from opsa.records import atomic_path, write_json
+from opsa.records import atomic_path, read_jsonl, write_json
 from opsa.training import checkpoint as ckpt
 from opsa.training.config import TrainConfig
+from opsa.training.model_card import model_card
 from opsa.training.optim import build_optimizer, build_scheduler
 from opsa.training.trainlog import append_row, peak_memory_mb, reset_peak_memory, truncate_log
 
@@ -220,7 +221,7 @@ def train(
             last = ckpt.save_checkpoint(acc, work_dir, step + 1, run.config.keep_checkpoints, state)
     if run.config.report_to:
         acc.end_training()
-    _save_final(run, task, tokenizer, work_dir, Path(out_dir))
+    _save_final(run, task, tokenizer, work_dir, Path(out_dir), identity)
 
 
 def check_trackers(names: list[str]) -> list[str]:
@@ -274,7 +275,14 @@ def _one_step(run: Run, task: StepTask, step: int, last: Path | None) -> dict[st
     }
 
 
-def _save_final(run: Run, task: StepTask, tokenizer: Any, work_dir: Path, out_dir: Path) -> None:
+def _save_final(
+    run: Run,
+    task: StepTask,
+    tokenizer: Any,
+    work_dir: Path,
+    out_dir: Path,
+    identity: dict[str, Any],
+) -> None:
     acc = run.accelerator
     state = acc.get_state_dict(run.model)
     if acc.is_main_process:
@@ -282,7 +290,11 @@ def _save_final(run: Run, task: StepTask, tokenizer: Any, work_dir: Path, out_di
             acc.unwrap_model(run.model).save_pretrained(tmp, state_dict=state)
             tokenizer.save_pretrained(tmp)
             shutil.copyfile(work_dir / LOG_NAME, tmp / LOG_NAME)
-            write_json(tmp / "train_config.json", run.config.model_dump())
+            settings = run.config.model_dump()
+            write_json(tmp / "train_config.json", settings)
+            rows = read_jsonl(tmp / LOG_NAME) if (tmp / LOG_NAME).stat().st_size else []
+            card = model_card(out_dir.name, identity, settings, rows)
+            (tmp / "README.md").write_text(card, encoding="utf-8")
             task.write_outputs(tmp)
     acc.wait_for_everyone()
     log.info("wrote %s after %d steps", out_dir, run.progress.step)

@@ -112,3 +112,19 @@ def test_a_checkpoint_the_disk_cannot_hold_stops_before_writing(
     work = disk / "full-work"
     assert (work / "run.json").is_file() and (work / "train_log.jsonl").is_file()
     assert not list(work.glob("*checkpoint-*")) and not list(work.glob(".partial-*"))
+
+
+def test_a_trained_folder_carries_a_model_card_that_explains_it(
+    tiny_model_dir, prompt_files, tmp_path
+):
+    from huggingface_hub import ModelCard
+
+    from opsa.training.identity import file_digest
+
+    out, _ = run(tiny_model_dir, prompt_files, tmp_path, "card")
+    card = ModelCard.load(out / "README.md")  # the Hub's own parser
+    assert card.data.tags == ["opsa", "safety-alignment"]
+    assert card.data.library_name == "transformers"
+    assert "on-policy self-distillation (OPSA)" in card.text
+    assert f"- harmful: `{file_digest(prompt_files['harmful'])}`" in card.text
+    assert '"top_k": 16' in card.text and "- steps: 4;" in card.text

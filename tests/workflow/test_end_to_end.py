@@ -77,5 +77,6 @@ def test_smoke_config_runs_end_to_end(tmp_path: Path) -> None:
     assert "teachers" in json.loads((report / "summary.json").read_text())
     opsa = tmp_path / "results/models/smollm2-135m/opsa"
     assert (opsa / "model.safetensors").is_file() and (opsa / "token_diagnostics.json").is_file()
+    assert (opsa / "README.md").read_text().startswith("---\nlibrary_name: transformers")
     assert len((opsa / "train_log.jsonl").read_text().splitlines()) == 2  # max_steps: 2
     assert list((tmp_path / "logs").rglob("*.log"))
