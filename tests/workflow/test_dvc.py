@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import shutil
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -81,3 +84,27 @@ def test_pull_restores_checkpoints_and_snakemake_plans_nothing(
     plan = tool(["snakemake", "-n"], cwd=smoke_clone)
     assert "Nothing to be done" in plan.stdout, plan.stdout[-3000:]
     assert stages_run(tool(["dvc", "repro"], cwd=smoke_clone).stdout) == set()
+
+
+@pytest.mark.slow
+def test_a_tampered_remote_file_is_refused(smoke_clone: Path, tmp_path: Path, tool: Callable):
+    """With the remote's `verify` on (docs/running.md), a file changed in place on the remote
+    (same content-hash name) is not restored: the pull fails naming it."""
+    remote = tmp_path / "remote"
+    tool(["dvc", "remote", "add", "-f", "-d", "checked", str(remote)], cwd=smoke_clone)
+    tool(["dvc", "remote", "modify", "checked", "verify", "true"], cwd=smoke_clone)
+    tool(["dvc", "push"], cwd=smoke_clone)
+    summary = smoke_clone / "results/report/summary.md"
+    good = summary.read_bytes()
+    digest = hashlib.md5(good).hexdigest()
+    (remote / "files/md5" / digest[:2] / digest[2:]).write_bytes(b"tampered\n")
+    (smoke_clone / ".dvc/cache/files/md5" / digest[:2] / digest[2:]).unlink()
+    summary.unlink()
+    env = os.environ | {"PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    pulled = subprocess.run(
+        ["dvc", "pull"], cwd=smoke_clone, capture_output=True, text=True, env=env, timeout=600
+    )
+    assert pulled.returncode != 0, pulled.stdout[-2000:]
+    assert "results/report/summary.md" in pulled.stdout + pulled.stderr
+    assert not summary.exists()  # the tampered bytes never reach the workspace
+    summary.write_bytes(good)  # a final output: nothing reads it

@@ -4,38 +4,34 @@ from __future__ import annotations
 
 import csv
 import json
-import os
-import subprocess
-import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import yaml
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.workflow.test_reruns import job_counts
 
 
 @pytest.mark.slow
-def test_smoke_config_runs_end_to_end(tmp_path: Path) -> None:
-    """The smoke config, plus every jailbreak attack, the training-set-size sweep at one share
-    for OPSA and flip rate against outcome (kept out of .test/config/config.yaml, which the DVC and
-    SLURM tests run too)."""
-    env = os.environ | {"PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
-    config = yaml.safe_load((ROOT / ".test/config/config.yaml").read_text())
-    config["analysis"]["size_sweep"] = {"enabled": True, "fractions": [0.5], "methods": ["opsa"]}
-    config["analysis"]["flip_rate_outcome"] = {"enabled": True}
-    config["analysis"]["jailbreak"]["attacks"] = ["prefilling", "templates", "pap", "pair"]
-    config_path = tmp_path / "smoke-and-sweep.yaml"
-    config_path.write_text(yaml.safe_dump(config))
-    run = subprocess.run(
-        [
-            sys.executable, "-m", "snakemake", "--cores", "2",
-            "--snakefile", str(ROOT / "workflow/Snakefile"), "--directory", str(tmp_path),
-            "--configfile", str(config_path), "--replace-workflow-config",
-        ],
-        capture_output=True, text=True, env=env, timeout=3600,
-    )  # fmt: skip
-    assert run.returncode == 0, run.stderr[-4000:]
+def test_smoke_config_runs_end_to_end(smoke_clone: Path, tool: Callable) -> None:
+    """The shared smoke run (conftest.py: every stage of the smoke config, made by `dvc
+    repro`), then, as an overlay in a copy of it (scripts/ablation.sh), every jailbreak attack,
+    the training-set-size sweep at one share for OPSA and flip rate against outcome (kept out
+    of .test/config/config.yaml, which the DVC and SLURM tests run too): only their jobs run."""
+    overlay = {
+        "training": {"methods": ["opsa", "offpolicy_sd"], "seeds": [0]},
+        "analysis": {
+            "size_sweep": {"enabled": True, "fractions": [0.5], "methods": ["opsa"]},
+            "flip_rate_outcome": {"enabled": True},
+            "jailbreak": {"attacks": ["prefilling", "templates", "pap", "pair"]},
+        },
+    }
+    (smoke_clone / "e2e.yaml").write_text(yaml.safe_dump(overlay))
+    run = tool(["bash", "scripts/ablation.sh", "e2e", "e2e.yaml"], cwd=smoke_clone)
+    ran = set(job_counts(run.stdout + run.stderr))
+    assert "prepare_data" not in ran and "score_flip_rate" not in ran  # the smoke run's jobs
+    tmp_path = smoke_clone / "runs/e2e"
     report = tmp_path / "results/report"
     summary = (report / "summary.md").read_text()
     assert "harmful_compliance" in summary and "over_refusal" in summary
