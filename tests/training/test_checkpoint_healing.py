@@ -128,3 +128,29 @@ def test_a_trained_folder_carries_a_model_card_that_explains_it(
     assert "on-policy self-distillation (OPSA)" in card.text
     assert f"- harmful: `{file_digest(prompt_files['harmful'])}`" in card.text
     assert '"top_k": 16' in card.text and "- steps: 4;" in card.text
+
+
+@pytest.mark.slow
+def test_on_the_embedded_model_a_damaged_checkpoint_heals_to_the_same_weights_hash(
+    embedded_model_dir, prompt_files, tmp_path, monkeypatch, caplog
+):
+    """The same damage on SmolLM2-135M-Instruct (HF rollouts, 4 short steps): the healed run's
+    model.safetensors has the SHA-256 of the undamaged run's."""
+    from opsa.models.runtime import Runtime, RuntimeConfig, using
+    from opsa.training.identity import file_digest
+
+    small = {**EVERY_STEP, "max_new_tokens": 4, "lr": 1e-5, "loss_chunk_size": 16}
+    with using(Runtime(RuntimeConfig(), "hf")):
+        straight, _ = run(embedded_model_dir, prompt_files, tmp_path, "straight", **small)
+        restore = kill_during(monkeypatch, 3)
+        with pytest.raises(KeyboardInterrupt):
+            run(embedded_model_dir, prompt_files, tmp_path, "big", **small)
+        restore()
+        work = tmp_path / "big-work"
+        truncate(work / "checkpoint-0000003" / "model.safetensors", keep=1_000_000)
+        healed, _ = run(embedded_model_dir, prompt_files, tmp_path, "big", **small)
+    assert "checkpoint-0000003 is damaged" in caplog.text
+    assert "resuming from checkpoint-0000002" in caplog.text
+    digest = file_digest(straight / "model.safetensors")
+    assert file_digest(healed / "model.safetensors") == digest
+    assert digest != file_digest(embedded_model_dir / "model.safetensors")
