@@ -317,6 +317,20 @@ def _grid_report(a: argparse.Namespace) -> None:
     write_grid_report(a.evals, a.out_csv, a.out_md, a.method, a.baseline, a.published, a.source)
 
 
+def _export_model_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model-dir", type=Path, required=True, help="a trained model folder")
+    p.add_argument("--evals", type=Path, nargs="+", required=True, help="its evaluation records")
+    p.add_argument("--out", type=Path, required=True, help="the folder to share")
+
+
+@step("export-model", _export_model_args)
+def _export_model(a: argparse.Namespace) -> None:
+    """A trained model folder ready to share: its card completed with its evaluation."""
+    from opsa.report.export import export_model
+
+    export_model(a.model_dir, a.evals, a.out)
+
+
 def _compare_runs_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--reference", type=Path, default=Path("."), help="the reference run's folder")
     p.add_argument(
