@@ -5,7 +5,8 @@
 #   bash scripts/ablation.sh NAME OVERLAY [snakemake options ...]
 # The run is config/config.yaml + config/seeds.yaml + OVERLAY. Model folders are hard-linked
 # (a retrained variant gets a new folder, so the reference's is never written), training
-# work dirs are not copied (a retrained variant starts from step 0), the rest is copied.
+# work dirs are not copied (a retrained variant starts from step 0), the rest is copied; the
+# project's own input files (config/, local data) are hard-linked beside them.
 set -euo pipefail
 if [ $# -lt 2 ]; then
   echo "usage: bash scripts/ablation.sh NAME OVERLAY [snakemake options ...]" >&2
@@ -32,6 +33,15 @@ if [ ! -d "$dir/results" ]; then
   done
   cp -a .snakemake/metadata "$dir.partial/.snakemake/"
   [ -d logs ] && cp -a logs "$dir.partial/"
+  # the project's own files (config, local data, context grids), hard-linked so that paths
+  # relative to the working folder resolve, with their timestamps, as in the reference run
+  for part in * .[!.]*; do
+    case $part in
+      results | logs | runs | .snakemake | .git | .venv | opsa | workflow | tests | docs \
+        | benchmarks | scripts | *.egg-info | .*cache | __pycache__) ;;
+      *) [ -e "$part" ] && cp -al "$part" "$dir.partial/" ;;
+    esac
+  done
   mv "$dir.partial" "$dir"
 fi
 exec snakemake --cores all --directory "$dir" \
