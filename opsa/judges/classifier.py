@@ -15,8 +15,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
-import torch
-
 from opsa.errors import InputError
 from opsa.judges.base import JudgeItem, Verdict
 
@@ -61,8 +59,9 @@ class ClassifierJudge:
         if self.tokenizer.pad_token_id is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
 
-    @torch.no_grad()
     def judge(self, items: list[JudgeItem]) -> list[Verdict]:
+        import torch  # here, not at import: the config check imports this module
+
         verdicts: list[Verdict] = []
         for start in range(0, len(items), self.batch_size):
             batch = items[start : start + self.batch_size]
@@ -72,11 +71,12 @@ class ClassifierJudge:
                 *texts, padding=True, truncation=True, max_length=self.max_length,
                 return_tensors="pt",
             ).to(self.model.device)  # fmt: skip
-            probs = torch.softmax(self.model(**inputs).logits.float(), dim=-1).cpu()
+            with torch.no_grad():
+                probs = torch.softmax(self.model(**inputs).logits.float(), dim=-1).cpu()
             verdicts += [self._verdict(row) for row in probs]
         return verdicts
 
-    def _verdict(self, probs: torch.Tensor) -> Verdict:
+    def _verdict(self, probs: Any) -> Verdict:
         positive = [POSITIVE[m] for m in self.meanings]
         score = float(sum(p for p, pos in zip(probs.tolist(), positive, strict=True) if pos))
         top = self.meanings[int(probs.argmax())]
