@@ -44,5 +44,6 @@ if [ ! -d "$dir/results" ]; then
   done
   mv "$dir.partial" "$dir"
 fi
-exec snakemake --cores all --directory "$dir" \
-  --configfile "$PWD/config/config.yaml" "$PWD/config/seeds.yaml" "$overlay" "$@"
+# targets and options first: everything after --configfile would be read as config files
+exec snakemake --cores all --directory "$dir" "$@" \
+  --configfile "$PWD/config/config.yaml" "$PWD/config/seeds.yaml" "$overlay"
