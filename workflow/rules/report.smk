@@ -50,7 +50,7 @@ rule report:
         "--teachers {input.teachers:q} --direction-scans {input.scans:q} "
         "--steered-teachers {input.steered:q} "
         "--judges {params.judges:q} --judge-validations {input.validations:q} "
-        "--jailbreak-judge {params.jailbreak_judge:q} --baseline {params.baseline:q} "
+        "--jailbreak-judge={params.jailbreak_judge:q} --baseline {params.baseline:q} "
         "--out-csv {output.csv} --out-json {output.metrics} "
         "--out-paired {output.paired} --out-md {output.md} --out-plot {output.plot} > {log} 2>&1"
 
