@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from opsa.errors import InputError
+from opsa.records import read_json
 
 PICKLES = ("pytorch_model*.bin", "*.pt", "*.pth", "*.ckpt")
 PROBE = [{"role": "user", "content": "Hello"}]
@@ -49,7 +50,7 @@ def check_weights(folder: Path) -> None:
         raise InputError(f"{folder}: no weights (no .safetensors file)")
     index = folder / "model.safetensors.index.json"
     if index.is_file():
-        listed = set(_json(index).get("weight_map", {}).values())
+        listed = set(read_json(index).get("weight_map", {}).values())
         missing = sorted(name for name in listed if not (folder / name).is_file())
         if missing:
             raise InputError(f"{index}: lists {missing[0]}, which is not in the folder")
@@ -78,13 +79,6 @@ def check_chat_template(tokenizer: Any, folder: Path) -> None:
         ) from None
     except TemplateError as e:
         raise InputError(f"{where}: the chat template does not render ({first_line(e)})") from None
-
-
-def _json(path: Path) -> dict[str, Any]:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise InputError(f"{path}: not valid JSON ({first_line(e)})") from None
 
 
 def first_line(error: Exception) -> str:

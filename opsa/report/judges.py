@@ -70,7 +70,7 @@ def markdown_section(
     validation_files: list[Path],
     jailbreak_judge: str | None = None,
 ) -> str:
-    validations = {read_json(p)["judge"]: read_json(p) for p in validation_files}
+    validations = {v["judge"]: v for v in map(read_json, validation_files)}
     lines = [
         "",
         "## Judges: what each safety figure measures",

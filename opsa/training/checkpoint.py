@@ -84,7 +84,7 @@ def latest_checkpoint(work_dir: Path, accelerator: Accelerator) -> Path | None:
     in a warning and removed; if there are checkpoints and none is whole, the run stops with
     one line, unless START_OVER is set (then it starts from step 0)."""
     found = sorted((p for p in work_dir.glob(f"{PREFIX}*") if p.is_dir()), reverse=True)
-    damaged, chosen = [], None
+    damaged, chosen, problem = [], None, None
     for path in found:
         problem = damage(path)
         if problem is None:
@@ -92,11 +92,11 @@ def latest_checkpoint(work_dir: Path, accelerator: Accelerator) -> Path | None:
             break
         damaged.append(path)
         log.warning("%s is damaged: %s", path, problem)
-        if chosen is None and len(damaged) == len(found) and not starting_over():
-            raise InputError(
-                f"{work_dir}: no whole checkpoint ({path.name}: {problem}); set "
-                f"{START_OVER}=1 to start this training over from step 0"
-            )
+    if found and chosen is None and not starting_over():
+        raise InputError(
+            f"{work_dir}: no whole checkpoint ({found[-1].name}: {problem}); set "
+            f"{START_OVER}=1 to start this training over from step 0"
+        )
     accelerator.wait_for_everyone()  # every process has chosen before anything is removed
     if accelerator.is_main_process:
         for path in damaged:

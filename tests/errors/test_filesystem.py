@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from tests.errors.test_input_files import prepare
+
 
 def big_source(tmp_path: Path) -> Path:
     """3,000 prompts, about 600 KB prepared: more than the small disk holds."""
@@ -17,20 +19,11 @@ def big_source(tmp_path: Path) -> Path:
     return path
 
 
-def prepare_into(opsa, source: Path, folder: Path):
-    spec = {"role": "eval_harmful", "sources": [{"path": str(source)}]}
-    return opsa(
-        "prepare-data", "--name", "harmful", "--spec", json.dumps(spec),
-        "--out", str(folder / "out/harmful.jsonl"),
-        "--provenance", str(folder / "out/provenance.json"),
-    )  # fmt: skip
-
-
 def test_a_full_disk_while_writing_is_one_line(opsa, tmp_path, small_mount):
     source = big_source(tmp_path)
-    assert prepare_into(opsa, source, tmp_path).returncode == 0  # the input itself is fine
+    assert prepare(opsa, {"path": str(source)}, tmp_path).returncode == 0  # a fine input
     disk = small_mount("disk", size="256k")
-    line = prepare_into(opsa, source, disk).error(
+    line = prepare(opsa, {"path": str(source)}, disk).error(
         f"{disk / 'out/harmful.jsonl'}: no space left on the disk", "MB free on its filesystem"
     )
     assert "nothing partial was kept" in line
@@ -39,7 +32,7 @@ def test_a_full_disk_while_writing_is_one_line(opsa, tmp_path, small_mount):
 
 def test_a_read_only_output_folder_is_one_line(opsa, tmp_path, small_mount):
     frozen = small_mount("frozen", read_only=True)
-    prepare_into(opsa, big_source(tmp_path), frozen).error(
+    prepare(opsa, {"path": str(big_source(tmp_path))}, frozen).error(
         f"{frozen}", "the filesystem is read-only"
     )
     assert list(frozen.iterdir()) == []

@@ -25,11 +25,12 @@ def write(path: Path, data: str | bytes) -> Path:
     return path
 
 
-def prepare(opsa, source: dict[str, Any], **env: str):
-    """`prepare-data` of one set named harmful, as the rule runs it, into out/."""
+def prepare(opsa, source: dict[str, Any], folder: str | Path = ".", **env: str):
+    """`prepare-data` of one set named harmful, as the rule runs it, into `folder`/out/."""
+    out = Path(folder) / "out"
     return opsa(
         "prepare-data", "--name", "harmful", "--spec", spec(source), "--out",
-        "out/harmful.jsonl", "--provenance", "out/provenance/harmful.json", **env,
+        str(out / "harmful.jsonl"), "--provenance", str(out / "provenance/harmful.json"), **env,
     )  # fmt: skip
 
 
