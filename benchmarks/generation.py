@@ -85,18 +85,28 @@ def backend_side(
     reps: int,
     warmup: int,
 ) -> dict[str, Any]:
+    """Tokens/s of `backend` over `prompts`, and this process's peak GPU memory as torch
+    counts it (None on a CPU; a vLLM engine core in a process of its own is not counted)."""
     import time
+
+    import torch
 
     from opsa.generation.backend import open_generator
     from opsa.models.runtime import Runtime, RuntimeConfig, using
 
-    config = RuntimeConfig(vllm={"max_model_len": 1024, "cpu_kv_cache_gib": 2})
+    config = RuntimeConfig(vllm={"max_model_len": 1024, "cpu_kv_cache_mib": 2048})
     with using(Runtime(config, backend)):
         start = time.perf_counter()
         generator = open_generator(model_dir, "policy", f"bench {backend}")
         load_s = time.perf_counter() - start
         measured = _measure(generator, prompts, batch_sizes, max_new_tokens, reps, warmup)
-    return measured | {"backend": backend, "load_s": round(load_s, 2)}
+    gpu = torch.cuda.is_available()
+    return measured | {
+        "backend": backend,
+        "load_s": round(load_s, 2),
+        "peak_gpu_allocated_mb": round(torch.cuda.max_memory_allocated() / 2**20) if gpu else None,
+        "peak_gpu_reserved_mb": round(torch.cuda.max_memory_reserved() / 2**20) if gpu else None,
+    }
 
 
 def _measure(

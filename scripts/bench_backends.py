@@ -47,7 +47,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     a = parser.parse_args()
     torch.set_num_threads(a.threads)
-    config = RuntimeConfig(vllm={"max_model_len": 1024, "cpu_kv_cache_gib": 2})
+    config = RuntimeConfig(vllm={"max_model_len": 1024, "cpu_kv_cache_mib": 2048})
     with using(Runtime(config, a.backend)):
         start = time.perf_counter()
         generator = open_generator(a.model_dir, "policy", "bench")

@@ -32,10 +32,14 @@ def open_generator(
 
 
 def open_rollout_engine(
-    model_dir: str | Path, trust_remote_code: bool = False
+    model_dir: str | Path,
+    trust_remote_code: bool = False,
+    sequences: int | None = None,
+    tokens_per_sequence: int | None = None,
 ) -> VLLMGenerator | None:
     """A vLLM engine for on-policy rollouts, its weights random until the trainer pushes the
-    student's (never loaded from disk); None when the runtime rolls out with HF, which
+    student's (never loaded from disk), its KV cache sized for `sequences` sequences of up to
+    `tokens_per_sequence` tokens when given; None when the runtime rolls out with HF, which
     generates from the live student itself."""
     runtime = current()
     if runtime.backend("rollout") != "vllm":
@@ -44,5 +48,6 @@ def open_rollout_engine(
 
     placement, settings = runtime.placement("rollout"), runtime.config.vllm
     return VLLMGenerator.start(
-        model_dir, placement, settings, trust_remote_code, load_weights=False
-    )
+        model_dir, placement, settings, trust_remote_code, load_weights=False,
+        sequences=sequences, tokens_per_sequence=tokens_per_sequence,
+    )  # fmt: skip

@@ -6,6 +6,8 @@
   generation_config.json (`generation_config="vllm"`): only the config's sampling applies.
 - Prompts go in as token ids (`TokensPrompt`); completions come out as ids, cut at the first
   stop id exactly as the HF backend cuts them, and decoded here.
+- On a CPU the KV cache is reserved explicitly (`kv_cache_memory_bytes`): the configured
+  MiB, else what the caller's sequences need (`kv_budget`), else `UNSIZED_KV_CACHE_MIB`.
 - `vllm` is imported only when this backend is opened: the plain install never needs it.
 """
 
@@ -23,6 +25,7 @@ import torch
 from transformers import AutoConfig, GenerationConfig
 
 from opsa.errors import InputError
+from opsa.generation import kv_budget
 from opsa.generation.engine import (
     Completion,
     SamplingParams,
@@ -33,6 +36,9 @@ from opsa.generation.engine import (
 from opsa.models.folder import check_weights
 from opsa.models.load import load_tokenizer
 from opsa.models.runtime import Placement, VLLMSettings
+
+log = logging.getLogger(__name__)
+UNSIZED_KV_CACHE_MIB = 2048  # an engine not told its batch (evaluation, generation) on a CPU
 
 
 def _drop_tokenizer_warmup_failure(record: logging.LogRecord) -> bool:
@@ -56,11 +62,15 @@ class VLLMGenerator:
         settings: VLLMSettings,
         trust_remote_code: bool = False,
         load_weights: bool = True,
+        sequences: int | None = None,
+        tokens_per_sequence: int | None = None,
     ) -> VLLMGenerator:
         """An in-process engine for `model_dir`. With `load_weights=False` the weights start
-        random (`load_format="dummy"`) until the caller pushes its own (`load_weights`)."""
+        random (`load_format="dummy"`) until the caller pushes its own (`load_weights`).
+        `sequences` of up to `tokens_per_sequence` tokens each, when given, size a CPU
+        engine's KV cache (and its max_model_len, unless configured)."""
         os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] = "0"
-        os.environ["VLLM_CPU_KVCACHE_SPACE"] = str(settings.cpu_kv_cache_gib)
+        os.environ.pop("VLLM_CPU_KVCACHE_SPACE", None)  # it would override the bytes given
         try:
             from vllm import LLM
             from vllm.platforms import current_platform
@@ -89,6 +99,8 @@ class VLLMGenerator:
         if placement.device.type == "cuda":
             kwargs["gpu_memory_utilization"] = settings.gpu_memory_utilization
         else:
+            sizes = (sequences, tokens_per_sequence)
+            kwargs |= _cpu_kv_cache(model_dir, placement, settings, sizes, trust_remote_code)
             kwargs["enforce_eager"] = True
             # a chunked prefill rewinds a seeded request's generator, which CPU generators
             # cannot do ("CPU Generator does not use offset"): prefill whole prompts
@@ -100,7 +112,7 @@ class VLLMGenerator:
             except (ValueError, RuntimeError) as e:
                 if not _MEMORY.search(str(e)):
                     raise
-                raise InputError(_memory_advice(placement, settings)) from None
+                raise InputError(_memory_advice(placement, settings, kwargs)) from None
         return cls(llm, tokenizer, stop_ids(_generation_eos(model_dir), tokenizer))
 
     def generate(self, prompts: list[str], params: SamplingParams) -> list[list[Completion]]:
@@ -198,10 +210,48 @@ def _prepare_embeddings(model: torch.nn.Module) -> None:
             method.process_weights_after_loading(module)
 
 
+def _cpu_kv_cache(
+    model_dir: str | Path,
+    placement: Placement,
+    settings: VLLMSettings,
+    sizes: tuple[int | None, int | None],
+    trust_remote_code: bool,
+) -> dict[str, Any]:
+    """The engine arguments that size a CPU engine's KV cache: `runtime.vllm.cpu_kv_cache_mib`
+    when set; else, given (sequences, tokens per sequence), what they need (at most
+    max_num_seqs sequences, and at least one max_model_len sequence, which vLLM requires),
+    with max_model_len the tokens rounded up to a block unless configured; else
+    `UNSIZED_KV_CACHE_MIB`."""
+    kwargs: dict[str, Any] = {"block_size": kv_budget.BLOCK_TOKENS}
+    sequences, tokens = sizes
+    if settings.cpu_kv_cache_mib is not None:
+        reserved, how = settings.cpu_kv_cache_mib * kv_budget.MIB, "runtime.vllm.cpu_kv_cache_mib"
+    elif sequences is None or tokens is None:
+        reserved, how = UNSIZED_KV_CACHE_MIB * kv_budget.MIB, "the default for an unsized engine"
+    else:
+        config = AutoConfig.from_pretrained(model_dir, trust_remote_code=trust_remote_code)
+        longest = settings.max_model_len or _block_length(tokens, config)
+        kwargs["max_model_len"] = longest
+        sequences = min(sequences, settings.max_num_seqs)
+        reserved = max(
+            kv_budget.kv_cache_bytes(config, placement.dtype, sequences, tokens),
+            kv_budget.kv_cache_bytes(config, placement.dtype, 1, longest),
+        )
+        how = f"computed for {sequences} sequences of up to {tokens} tokens"
+    log.info("vLLM KV cache: %d MiB reserved (%s)", reserved // kv_budget.MIB, how)
+    return kwargs | {"kv_cache_memory_bytes": reserved}
+
+
+def _block_length(tokens: int, config: Any) -> int:
+    """`tokens` rounded up to whole KV blocks, within the model's context when it has one."""
+    rounded = kv_budget.blocks(tokens) * kv_budget.BLOCK_TOKENS
+    return min(rounded, getattr(config, "max_position_embeddings", None) or rounded)
+
+
 _MEMORY = re.compile(r"kv cache|cache blocks|out of memory|memory", re.IGNORECASE)
 
 
-def _memory_advice(placement: Placement, settings: VLLMSettings) -> str:
+def _memory_advice(placement: Placement, settings: VLLMSettings, kwargs: dict[str, Any]) -> str:
     """The engine could not reserve memory: the keys that size it, and what is free."""
     if placement.device.type == "cuda":
         free, total = torch.cuda.mem_get_info(placement.device)
@@ -214,10 +264,11 @@ def _memory_advice(placement: Placement, settings: VLLMSettings) -> str:
     import psutil
 
     free = psutil.virtual_memory().available / 2**30
+    key, mib = "runtime.vllm.cpu_kv_cache_mib", kwargs["kv_cache_memory_bytes"] // kv_budget.MIB
+    asked = f"{key} = {mib} MiB" if settings.cpu_kv_cache_mib else f"{mib} MiB ({key} unset)"
     return (
-        f"the vLLM engine could not reserve runtime.vllm.cpu_kv_cache_gib = "
-        f"{settings.cpu_kv_cache_gib} GiB for its KV cache ({free:.1f} GiB of memory free): "
-        "lower it, or set generation.backend: hf"
+        f"the vLLM engine could not reserve {asked} for its KV cache ({free:.1f} GiB of memory "
+        f"free): set {key} lower, or generation.backend: hf"
     )
 
 

@@ -58,7 +58,13 @@ class VLLMSettings(BaseModel):
     gpu_memory_utilization: float = Field(
         0.5, gt=0.0, le=1.0, description="GPU share for weights + KV cache (colocated: keep low)"
     )
-    cpu_kv_cache_gib: int = Field(2, ge=1, description="KV cache on a CPU (VLLM_CPU_KVCACHE_SPACE)")
+    cpu_kv_cache_mib: int | None = Field(
+        None,
+        ge=1,
+        description="KV cache on a CPU, in MiB (None: computed from the batch, the lengths and "
+        "the model, what the engine's sequences need plus a 64 MiB floor; 2048 for an engine "
+        "not told its batch)",
+    )
     max_num_seqs: int = Field(64, ge=1, description="sequences decoded together")
 
 

@@ -1,9 +1,10 @@
 """The loss from hidden states in chunks of positions, never from whole-batch logits.
 
 The decoder runs once; only the hidden states at the loss positions are kept ([N, H]). Each
-chunk of positions goes through the LM head (student, and teacher when given) and a token-loss
-function under activation checkpointing, so at most one chunk's [chunk, V] logits per model
-exist at a time, in the forward and in the backward pass. When all positions fit in one chunk
+chunk of positions goes through the teacher's LM head (when given) and a head loss, which applies
+the student's LM head where it needs it (`opsa.training.token_loss`), under activation
+checkpointing, so at most one chunk's [chunk, V] logits per model exist at a time, in the
+forward and in the backward pass. When all positions fit in one chunk
 there is nothing to free between chunks, so the chunk is not recomputed in the backward pass.
 """
 
@@ -14,7 +15,7 @@ from torch.utils.checkpoint import checkpoint
 
 from opsa.distill.sequences import PackedBatch
 from opsa.errors import InputError
-from opsa.training.token_loss import TokenLoss
+from opsa.training.token_loss import HeadLoss
 
 Tensor = torch.Tensor
 
@@ -43,7 +44,7 @@ def loss_hidden(model: torch.nn.Module, batch: PackedBatch) -> Tensor:
 
 
 def chunked_terms(
-    token_loss: TokenLoss,
+    head_loss: HeadLoss,
     student_head: torch.nn.Module,
     student_hidden: Tensor,
     targets: Tensor,
@@ -58,7 +59,7 @@ def chunked_terms(
         if teacher_head is not None and h_t is not None:
             with torch.no_grad():
                 t_logits = teacher_head(h_t)
-        terms, value = token_loss(student_head(h_s), t_logits, y)
+        terms, value = head_loss(student_head, h_s, t_logits, y)
         return terms.sum(), value
 
     targets = targets.to(student_hidden.device)

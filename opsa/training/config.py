@@ -101,6 +101,10 @@ class OPSAConfig(TrainConfig):
         "float32", description="storage of the frozen base teacher (inference only)"
     )
     ema_decay: float = Field(0.99, gt=0.0, lt=1.0)
+    reuse_teacher_prefix: bool = Field(
+        True,
+        description="the frozen teacher encodes each label's shared prompt prefix once (exact)",
+    )
     diagnostics_top_tokens: int = Field(50, ge=1)
 
     @model_validator(mode="after")

@@ -212,7 +212,7 @@ def train(
         unit="step",
         disable=not acc.is_main_process,
     ):
-        row = _one_step(run, task, step, last)
+        row = train_step(run, task, step, last)
         if acc.is_main_process:
             append_row(work_dir / LOG_NAME, row)
         if run.config.report_to:
@@ -240,7 +240,10 @@ def _scalars(values: dict[str, Any]) -> dict[str, int | float | str | bool]:
     return {k: v for k, v in values.items() if isinstance(v, int | float | str | bool)}
 
 
-def _one_step(run: Run, task: StepTask, step: int, last: Path | None) -> dict[str, Any]:
+def train_step(run: Run, task: StepTask, step: int, last: Path | None = None) -> dict[str, Any]:
+    """One optimizer step: the task's backward over the step's micro-batches, clipping, the
+    optimizer and schedule; its log row. `last` (the newest checkpoint) names where a
+    non-finite gradient leaves the run."""
     acc = run.accelerator
     reset_peak_memory()
     start = time.perf_counter()

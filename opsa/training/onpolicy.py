@@ -33,7 +33,8 @@ from opsa.training.loop import (
     train,
 )
 from opsa.training.rollout import EncodedPrompt, Rollouts, encode_prompts
-from opsa.training.token_loss import DistillSpec, distill_terms
+from opsa.training.teacher_prefix import TeacherPrefix
+from opsa.training.token_loss import DistillSpec, distill_from_hidden
 
 log = logging.getLogger(__name__)
 DIAGNOSTICS_NAME = "token_diagnostics.json"
@@ -70,6 +71,20 @@ def train_on_policy(
 ) -> None:
     """The on-policy loop: the teacher scores the student's rollouts with the context of each
     prompt's label, and with `steering` on its hidden states when given (SafeSteer)."""
+    run, task = build_on_policy(model_dir, items, contexts, config, work_dir, steering)
+    train(run, task, task.tokenizer, work_dir, out_dir, identity)
+
+
+def build_on_policy(
+    model_dir: str | Path,
+    items: list[PromptItem],
+    contexts: dict[str, Context | None],
+    config: OPSAConfig,
+    work_dir: str | Path,
+    steering: Steering | None = None,
+) -> tuple[Run, OPSATask]:
+    """The run (student, optimizer, schedule) and the task (teacher, prompts, rollouts) that
+    `loop.train` steps through; `loop.train_step` steps them one at a time (the benchmark)."""
     tokenizer = load_tokenizer(model_dir, config.trust_remote_code)
     prompts = encode_prompts(tokenizer, items, contexts, config.max_prompt_tokens)
     run = start_run(model_dir, config, len(items), work_dir)
@@ -78,11 +93,8 @@ def train_on_policy(
         steering.attach(teacher)
     if config.teacher == "ema":
         run.modules["ema_teacher"] = teacher
-    rollouts = Rollouts.start(
-        model_dir, tokenizer, config.rollout_sync_every, config.trust_remote_code
-    )
-    task = OPSATask(run, tokenizer, teacher, prompts, rollouts)
-    train(run, task, tokenizer, work_dir, out_dir, identity)
+    rollouts = Rollouts.start(model_dir, tokenizer, config, prompts)
+    return run, OPSATask(run, tokenizer, teacher, prompts, rollouts)
 
 
 def load_teacher(model_dir: str | Path, config: OPSAConfig, device: Any) -> torch.nn.Module:
@@ -111,6 +123,12 @@ class OPSATask:
         self.rollouts = rollouts
         self.spec = DistillSpec.from_config(self.config)
         self.diagnostics = TokenDiagnostics(self.config.diagnostics_top_tokens)
+        self.teacher_prefix = None  # an EMA teacher changes every step: nothing to reuse
+        if self.config.reuse_teacher_prefix and self.config.teacher == "base":
+            by_label: dict[str, list[list[int]]] = {}
+            for p in prompts:
+                by_label.setdefault(p.label, []).append(p.teacher_ids)
+            self.teacher_prefix = TeacherPrefix(teacher, by_label)
 
     def sampling(self, step: int) -> SamplingParams:
         acc = self.run.accelerator
@@ -169,20 +187,20 @@ class OPSATask:
             self.micro_step(self.prompts[:1], stand_in, 0.0, step)
             return None
         t_batch = pack([p.teacher_ids for p in prompts], completions, pad, cfg.skip_first_tokens)
-        total, values = self._loss(s_batch, t_batch)
+        total, values = self._loss(s_batch, t_batch, [p.label for p in prompts])
         backward_checked(self.run.accelerator, total * scale, step)
         return s_batch.offsets, s_batch.targets, values.cpu(), total.item()
 
     def _loss(
-        self, s_batch: PackedBatch, t_batch: PackedBatch
+        self, s_batch: PackedBatch, t_batch: PackedBatch, labels: list[str]
     ) -> tuple[torch.Tensor, torch.Tensor]:
         acc = self.run.accelerator
         with compute_precision(self.run):
             with torch.no_grad():
-                h_t = loss_hidden(self.teacher, t_batch)
+                h_t = self.teacher_hidden(t_batch, labels)
             h_s = loss_hidden(self.run.model, s_batch)
             return chunked_terms(
-                lambda s, t, y: distill_terms(self.spec, s, t, y),
+                lambda head, h, t, y: distill_from_hidden(self.spec, head, h, t, y),
                 acc.unwrap_model(self.run.model).get_output_embeddings(),
                 h_s,
                 s_batch.targets,
@@ -190,6 +208,13 @@ class OPSATask:
                 self.teacher.get_output_embeddings(),
                 h_t,
             )
+
+    @torch.no_grad()
+    def teacher_hidden(self, batch: PackedBatch, labels: list[str]) -> torch.Tensor:
+        """The teacher's final hidden states at the loss positions (shared prefixes reused)."""
+        if self.teacher_prefix is None:
+            return loss_hidden(self.teacher, batch)
+        return self.teacher_prefix.hidden(batch, labels)
 
     @torch.no_grad()
     def after_optimizer_step(self) -> None:

@@ -31,6 +31,7 @@ from opsa.prompting.sets import PromptItem
 
 if TYPE_CHECKING:
     from opsa.generation.vllm import VLLMGenerator
+    from opsa.training.config import OPSAConfig
 
 log = logging.getLogger(__name__)
 
@@ -101,9 +102,17 @@ class Rollouts:
 
     @classmethod
     def start(
-        cls, model_dir: str | Path, tokenizer: Any, sync_every: int, trust_remote_code: bool
+        cls, model_dir: str | Path, tokenizer: Any, config: OPSAConfig, prompts: list[EncodedPrompt]
     ) -> Rollouts:
-        return cls(tokenizer, open_rollout_engine(model_dir, trust_remote_code), sync_every)
+        """Rollouts of `prompts` for `config`. A vLLM engine's KV cache is sized for one
+        step's rollouts: its prompts (at most generation_batch_size at a time) times their
+        samples, each up to the longest student prompt, a full completion and a spare token."""
+        sequences = min(config.batch_size, config.generation_batch_size)
+        sequences *= config.rollouts_per_prompt
+        longest = max((len(p.student_ids) for p in prompts), default=config.max_prompt_tokens)
+        tokens = longest + config.max_new_tokens + 1
+        engine = open_rollout_engine(model_dir, config.trust_remote_code, sequences, tokens)
+        return cls(tokenizer, engine, config.rollout_sync_every)
 
     def sample(
         self,

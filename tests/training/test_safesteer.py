@@ -82,7 +82,9 @@ def test_safesteer_trains_the_student_with_the_steered_teacher(
         assert len(rows) == 1  # one epoch over the two harmful prompts only, batch 2
         assert rows[0]["tokens"] > 2 * 4  # more than one 4-token rollout of each prompt
         losses[coefficient] = rows[0]["loss"]
-    assert losses[0.0] == 0.0 and abs(losses[8.0]) > 1e-7
+    # unsteered, the teacher is the student (up to the rounding of reading the shared chat
+    # header from its cache): no loss; steered, a real one
+    assert abs(losses[0.0]) < 1e-9 and abs(losses[8.0]) > 1e-7
     trained = load_file(tmp_path / "out-8.0" / "model.safetensors")
     base = load_file(tiny_model_dir / "model.safetensors")
     assert not all(torch.equal(trained[k], base[k]) for k in trained)

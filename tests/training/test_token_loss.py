@@ -9,7 +9,13 @@ import torch
 from opsa.distill import divergence as dv
 from opsa.training.chunked import chunked_terms
 from opsa.training.config import OPSAConfig
-from opsa.training.token_loss import DistillSpec, distill_terms, nll_terms
+from opsa.training.token_loss import (
+    DistillSpec,
+    distill_from_hidden,
+    distill_terms,
+    nll_terms,
+    on_logits,
+)
 
 T_LOGITS = torch.tensor([[2.0, 1.0, 0.5, -1.0, 0.0]], dtype=torch.float64)
 S_LOGITS = torch.tensor([[0.5, 1.5, 0.0, 0.3, -0.5]], dtype=torch.float64)
@@ -126,7 +132,7 @@ def test_chunked_loss_equals_unchunked_in_value_and_gradient(estimator):
     y = torch.randint(0, 30, (11,))
     divergence = "reverse_kl" if estimator == "sampled" else "mixed"
     s = spec(estimator=estimator, top_k=7, divergence=divergence)
-    fn = lambda a, b, c: distill_terms(s, a, b, c)  # noqa: E731
+    fn = on_logits(lambda a, b, c: distill_terms(s, a, b, c))
     results = []
     for chunk in (3, 100):
         h_s.grad = None
@@ -162,7 +168,7 @@ def test_no_logits_beyond_one_chunk_exist_in_forward_or_backward():
     head_s, head_t = RecordingHead(), RecordingHead()
     h_s = torch.randn(23, 8, requires_grad=True)
     total, _ = chunked_terms(
-        lambda a, b, c: distill_terms(spec(estimator="full"), a, b, c),
+        on_logits(lambda a, b, c: distill_terms(spec(estimator="full"), a, b, c)),
         head_s,
         h_s,
         torch.randint(0, 50, (23,)),
@@ -296,3 +302,82 @@ def test_a_minus_inf_logit_gives_finite_values_and_gradients(divergence, estimat
 def test_duplicate_token_ids_are_rejected_naming_the_id():
     with pytest.raises(ValueError, match="token_ids: id 9 appears more than once"):
         OPSAConfig(token_ids=[4, 9, 2, 9], estimator="full")
+
+
+def previous_topk_path(sp, s_logits, t_logits):
+    """The renormalised top-k as it was computed before the support-only head: full-vocabulary
+    log_softmax of both models, the top-k of the teacher's log-probabilities, then a softmax of
+    both models' logits gathered there."""
+    import torch.nn.functional as F
+
+    t_logp = F.log_softmax(t_logits.float(), dim=-1)
+    F.log_softmax(s_logits.float(), dim=-1)  # computed and unused, as it was
+    if sp.token_ids is not None:
+        idx = torch.tensor(sp.token_ids).expand(t_logp.shape[0], -1)
+    else:
+        idx = t_logp.topk(sp.top_k, dim=-1).indices
+    t_sup = F.log_softmax(t_logits.float().gather(-1, idx), dim=-1)
+    s_sup = F.log_softmax(s_logits.float().gather(-1, idx), dim=-1)
+    return sp.divergence(t_sup, s_sup)
+
+
+def counting_head(hidden, vocab, bias):
+    """A plain linear LM head that counts its (full-vocabulary) forwards."""
+    head = torch.nn.Linear(hidden, vocab, bias=bias)
+    head.full_calls = 0
+
+    def count(module, args, output):
+        module.full_calls += 1
+
+    head.register_forward_hook(count)
+    return head
+
+
+@pytest.mark.parametrize("bias", [False, True])
+@pytest.mark.parametrize("setting", [{"top_k": 16}, {"estimator": "full", "token_ids": [3, 9, 41]}])
+def test_support_only_head_matches_the_full_head_in_value_and_gradient(setting, bias):
+    """The student's LM head on the support columns gives the loss and the gradients (hidden
+    states, head weight and bias) of the full head to 1e-5, chunked or not, and never runs over
+    the vocabulary."""
+    torch.manual_seed(1)
+    vocab, hidden, n = 300, 24, 37
+    head_t = torch.nn.Linear(hidden, vocab, bias=False)
+    h_t = torch.randn(n, hidden)
+    y = torch.randint(0, vocab, (n,))
+    sp = spec(**({"estimator": "topk", "divergence": "mixed"} | setting))
+    grads = {}
+    for path in ("previous", "support"):
+        torch.manual_seed(2)
+        head_s = counting_head(hidden, vocab, bias)
+        h_s = torch.randn(n, hidden, requires_grad=True)
+        if path == "previous":
+            values = previous_topk_path(sp, head_s(h_s), head_t(h_t).detach())
+            total = values.sum()
+        else:
+            loss = lambda head, h, t, yy: distill_from_hidden(sp, head, h, t, yy)  # noqa: E731
+            total, values = chunked_terms(loss, head_s, h_s, y, 8, head_t, h_t)
+            assert head_s.full_calls == 0
+        total.backward()
+        grads[path] = (total.detach(), values.detach(), h_s.grad, head_s.weight.grad)
+        grads[path] += (head_s.bias.grad,) if bias else ()
+    for before, after in zip(grads["previous"], grads["support"], strict=True):
+        assert torch.allclose(before, after, atol=1e-5, rtol=1e-5), (before - after).abs().max()
+    assert grads["support"][3].abs().sum() > 0  # the gradient reached the head
+
+
+def test_support_only_head_on_the_embedded_model(tiny_model_dir):
+    """The same equality on a transformers model's own LM head and hidden states."""
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32)
+    ids = torch.arange(40, 80)[None]
+    hidden = model(ids, output_hidden_states=True).hidden_states[-1][0]
+    head = model.get_output_embeddings()
+    t_logits = (head(hidden) + 0.3 * torch.randn(40, head.out_features)).detach()
+    sp = spec(estimator="topk", top_k=64, divergence="mixed")
+    before = previous_topk_path(sp, head(hidden), t_logits).sum()
+    (g_before,) = torch.autograd.grad(before, head.weight, retain_graph=True)
+    after, _ = distill_from_hidden(sp, head, hidden, t_logits, torch.zeros(40).long())
+    (g_after,) = torch.autograd.grad(after.sum(), head.weight)
+    assert after.sum().item() == pytest.approx(before.item(), rel=1e-5)
+    assert torch.allclose(g_before, g_after, atol=1e-5)
