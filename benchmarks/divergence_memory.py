@@ -4,7 +4,8 @@ Student and teacher final hidden states at N positions, and a student and a teac
 vocabulary V (Qwen's 151,936; hidden 1,024 as Qwen3-0.6B), seeded. The naive side applies each
 head to all N positions at once ([N, V] logits per model, as `model(...).logits` would hold
 them) and computes the same per-token loss; the chunked side is the training loop's own
-`chunked_terms` over chunks of 256 positions. Both run the loss forward and backward (student
+`chunked_terms` over chunks of 256 positions (for the top-k, the student's head on the support
+columns only). Both run the loss forward and backward (student
 hidden states and head get gradients); each side runs in its own process, and its memory is
 the peak RSS above what the process held once the inputs existed. The loss is the pipeline's
 default: mixed 0.5 over the teacher's top-512, and, where named, the full vocabulary.
@@ -97,7 +98,7 @@ def loss_side(
     from benchmarks.timing import repeat
     from opsa.training.chunked import chunked_terms
     from opsa.training.config import OPSAConfig
-    from opsa.training.token_loss import DistillSpec, distill_terms
+    from opsa.training.token_loss import DistillSpec, distill_from_hidden, distill_terms
 
     torch.manual_seed(0)
     config = OPSAConfig(divergence="mixed", estimator=estimator, top_k=512)
@@ -111,13 +112,14 @@ def loss_side(
     h_t = h_s.detach() + 0.5 * torch.randn(positions, hidden)
     targets = torch.randint(vocab, (positions,))
     token_loss = lambda s, t, y: distill_terms(spec, s, t, y)  # noqa: E731
+    head_loss = lambda head, h, t, y: distill_from_hidden(spec, head, h, t, y)  # noqa: E731
     inputs_mb = rss_mb()
     values: list[float] = []
 
     def once() -> None:
         h_s.grad, s_head.weight.grad = None, None
         if mode == "chunked":
-            total, _ = chunked_terms(token_loss, s_head, h_s, targets, chunk, t_head, h_t)
+            total, _ = chunked_terms(head_loss, s_head, h_s, targets, chunk, t_head, h_t)
         else:
             with torch.no_grad():
                 t_logits = t_head(h_t)

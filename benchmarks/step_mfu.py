@@ -4,11 +4,12 @@ In one process per precision (fp32; bf16 autocast over fp32 master weights, trai
 `mixed_precision: bf16`): the matmul peak of this machine in that precision (square matmuls,
 best median over a few sizes, same threads), then the row-1 OPSA step in that precision,
 instrumented from outside the training code:
-rollout time (the rollout call), teacher forward (the loss-hidden forward under no_grad),
-student forward (the same with grad), optimizer (its step); the rest of the step is the
+rollout time (the rollout call), teacher forward (`OPSATask.teacher_hidden`), student forward
+(the loss-hidden forward with grad), optimizer (its step); the rest of the step is the
 chunked loss, the backward pass and clipping ("loss+backward"). Model FLOPs, by the usual
 convention (N = parameters, tied embeddings counted once; attention ignored): student
-6·N·tokens, teacher 2·N·tokens over the real (unpadded) tokens of each batch; generation
+6·N·tokens, teacher 2·N·tokens over the real (unpadded) tokens of each batch (for the teacher
+those it computes: a reused prompt prefix is not counted); generation
 2·N·(prompt + generated tokens), reported separately. One extra step after the measured ones
 runs under torch.profiler; its top entries by self CPU time are kept.
 """
@@ -200,7 +201,8 @@ def instrument(clock: PhaseClock) -> None:
     from opsa.training import loop, onpolicy, rollout
 
     rollout.Rollouts.sample = _counting_rollout(clock, rollout.Rollouts.sample)
-    onpolicy.loss_hidden = _counting_forward(clock, onpolicy.loss_hidden)
+    onpolicy.OPSATask.teacher_hidden = _counting_teacher(clock, onpolicy.OPSATask.teacher_hidden)
+    onpolicy.loss_hidden = _counting_student(clock, onpolicy.loss_hidden)
     build = loop.build_optimizer
 
     def build_timed(*args: Any, **kwargs: Any) -> Any:
@@ -230,14 +232,28 @@ def _counting_rollout(clock: PhaseClock, sample: Any) -> Any:
     return rollout
 
 
-def _counting_forward(clock: PhaseClock, fn: Any) -> Any:
+def _counting_teacher(clock: PhaseClock, method: Any) -> Any:
+    """The teacher's time, and the tokens it computes (a reused prompt prefix not counted)."""
+    timed = clock.timed(method, "teacher")
+
+    def teacher_hidden(self: Any, batch: Any, labels: list[str]) -> Any:
+        reused = self.teacher_prefix.prefix if self.teacher_prefix is not None else {}
+        skipped = sum(len(reused.get(label, ())) for label in labels)
+        clock.add("teacher_tokens", float(batch.attention_mask.sum()) - skipped)
+        return timed(self, batch, labels)
+
+    return teacher_hidden
+
+
+def _counting_student(clock: PhaseClock, fn: Any) -> Any:
+    """The student's forwards (with grad; the teacher's, without, are counted above)."""
     import torch
 
     def forward(model: Any, batch: Any) -> Any:
-        who = "student" if torch.is_grad_enabled() else "teacher"
-        clock.add(f"{who}_tokens", float(batch.attention_mask.sum()))
-        phase = "student_forward" if who == "student" else "teacher"
-        return clock.timed(fn, phase)(model, batch)
+        if not torch.is_grad_enabled():
+            return fn(model, batch)
+        clock.add("student_tokens", float(batch.attention_mask.sum()))
+        return clock.timed(fn, "student_forward")(model, batch)
 
     return forward
 
@@ -251,10 +267,12 @@ def mfu_side(
     matmul_sizes: list[int],
     batch: int = BATCH,
     vllm_gpu_share: float = 0.3,
+    backend: str = "auto",
 ) -> dict[str, Any]:
-    """Train `steps` instrumented OPSA steps; on a GPU its vLLM rollout engine may take
-    `vllm_gpu_share` of the GPU's memory (the student's fp32 master weights and AdamW state,
-    and the teacher, need the rest)."""
+    """Train `steps` instrumented OPSA steps, rolling out on `backend` (the runtime's choice
+    under "auto"); on a GPU a vLLM rollout engine may take `vllm_gpu_share` of the GPU's
+    memory (the student's fp32 master weights and AdamW state, and the teacher, need the
+    rest)."""
     import torch
 
     from opsa.models.runtime import Runtime, RuntimeConfig, using
@@ -263,7 +281,7 @@ def mfu_side(
     peak = matmul_peak(PRECISIONS[mixed_precision], matmul_sizes)
     clock = PhaseClock(profile_step=steps)
     instrument(clock)
-    runtime = Runtime(RuntimeConfig(vllm={"gpu_memory_utilization": vllm_gpu_share}))
+    runtime = Runtime(RuntimeConfig(vllm={"gpu_memory_utilization": vllm_gpu_share}), backend)
     with tempfile.TemporaryDirectory(prefix="opsa-bench-mfu-") as tmp, using(runtime):
         folder = Path(tmp)
         harmful, benign, selected = write_opsa_inputs(pairs, folder)
@@ -272,6 +290,7 @@ def mfu_side(
         train_opsa(model_dir, harmful, benign, selected, config, folder / "out", folder / "work")
     gpu = torch.cuda.is_available()
     return {
+        "backend": runtime.backend("rollout"),
         "matmul_peak_flops": peak,
         "parameters": parameter_count(model_dir),
         "steps": clock.steps,

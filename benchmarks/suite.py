@@ -23,6 +23,7 @@ ROWS: dict[int, tuple[str, str]] = {
     5: ("context-search", "benchmarks.context_search"),
     6: ("pipeline-overhead", "benchmarks.pipeline_overhead"),
     7: ("gpu", "benchmarks.gpu"),
+    8: ("cost-curve", "benchmarks.cost_curve"),
 }
 MIN_REPS = 5
 
