@@ -227,7 +227,6 @@ def opsa_config(steps: int, max_new_tokens: int, threads: int, batch: int = BATC
 
 def write_opsa_inputs(pairs: list[list[str]], folder: Path) -> tuple[Path, Path, Path]:
     """harmful.jsonl, benign.jsonl and the selection (the same context for both labels)."""
-    from opsa.prompting.placement import Context
     from opsa.records import write_json, write_jsonl
 
     paths = (folder / "harmful.jsonl", folder / "benign.jsonl", folder / "selected.json")
@@ -236,15 +235,14 @@ def write_opsa_inputs(pairs: list[list[str]], folder: Path) -> tuple[Path, Path,
             {"id": f"{label}-{k}", "prompt": p} for k, (lab, p) in enumerate(pairs) if lab == label
         ]
         write_jsonl(path, rows)
-    context = Context("refuse-rule@user_suffix", inputs.CONTEXT, "user_suffix")
-    write_json(paths[2], {"harmful": context.to_row(), "benign": context.to_row()})
+    row = bench_context().to_row()
+    write_json(paths[2], {"harmful": row, "benign": row})
     return paths
 
 
 def prompt_items(pairs: list[list[str]]) -> tuple[list[Any], dict[str, Any]]:
     """The training items (harmful first, then benign, as the pipeline loads them) and the
     context of each label (the same one)."""
-    from opsa.prompting.placement import Context
     from opsa.prompting.sets import PromptItem
 
     items = [
@@ -253,8 +251,16 @@ def prompt_items(pairs: list[list[str]]) -> tuple[list[Any], dict[str, Any]]:
         for k, (lab, prompt) in enumerate(pairs)
         if lab == label
     ]
-    context = Context("refuse-rule@user_suffix", inputs.CONTEXT, "user_suffix")
+    context = bench_context()
     return items, {"harmful": context, "benign": context}
+
+
+def bench_context() -> Any:
+    """The teacher's context on both sides: the same for both labels, after the prompt (TRL's
+    default teacher template)."""
+    from opsa.prompting.placement import Context
+
+    return Context("refuse-rule@user_suffix", inputs.CONTEXT, "user_suffix")
 
 
 class OPSAStepper:
