@@ -18,6 +18,7 @@ import torch
 MIB = 2**20
 BLOCK_TOKENS = 128  # vLLM's KV block on a CPU (a multiple of 32); the engine is given it
 FLOOR_MIB = 64  # headroom past the running sequences (prefix cache), small next to the weights
+UNSIZED_KV_CACHE_MIB = 2048  # an engine not told its batch (evaluation, generation) on a CPU
 
 
 def kv_bytes_per_token(config: Any, dtype: torch.dtype) -> int:

@@ -7,7 +7,7 @@
 - Prompts go in as token ids (`TokensPrompt`); completions come out as ids, cut at the first
   stop id exactly as the HF backend cuts them, and decoded here.
 - On a CPU the KV cache is reserved explicitly (`kv_cache_memory_bytes`): the configured
-  MiB, else what the caller's sequences need (`kv_budget`), else `UNSIZED_KV_CACHE_MIB`.
+  MiB, else what the caller's sequences need (`kv_budget`), else its unsized default.
 - `vllm` is imported only when this backend is opened: the plain install never needs it.
 """
 
@@ -38,7 +38,6 @@ from opsa.models.load import load_tokenizer
 from opsa.models.runtime import Placement, VLLMSettings
 
 log = logging.getLogger(__name__)
-UNSIZED_KV_CACHE_MIB = 2048  # an engine not told its batch (evaluation, generation) on a CPU
 
 
 def _drop_tokenizer_warmup_failure(record: logging.LogRecord) -> bool:
@@ -221,13 +220,14 @@ def _cpu_kv_cache(
     when set; else, given (sequences, tokens per sequence), what they need (at most
     max_num_seqs sequences, and at least one max_model_len sequence, which vLLM requires),
     with max_model_len the tokens rounded up to a block unless configured; else
-    `UNSIZED_KV_CACHE_MIB`."""
+    `kv_budget.UNSIZED_KV_CACHE_MIB`."""
     kwargs: dict[str, Any] = {"block_size": kv_budget.BLOCK_TOKENS}
     sequences, tokens = sizes
     if settings.cpu_kv_cache_mib is not None:
         reserved, how = settings.cpu_kv_cache_mib * kv_budget.MIB, "runtime.vllm.cpu_kv_cache_mib"
     elif sequences is None or tokens is None:
-        reserved, how = UNSIZED_KV_CACHE_MIB * kv_budget.MIB, "the default for an unsized engine"
+        reserved = kv_budget.UNSIZED_KV_CACHE_MIB * kv_budget.MIB
+        how = "the default for an unsized engine"
     else:
         config = AutoConfig.from_pretrained(model_dir, trust_remote_code=trust_remote_code)
         longest = settings.max_model_len or _block_length(tokens, config)

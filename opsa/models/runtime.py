@@ -38,6 +38,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 
 from opsa.errors import InputError
+from opsa.generation.kv_budget import FLOOR_MIB, UNSIZED_KV_CACHE_MIB
 from opsa.models.load import load_classifier, load_model
 
 log = logging.getLogger(__name__)
@@ -62,8 +63,8 @@ class VLLMSettings(BaseModel):
         None,
         ge=1,
         description="KV cache on a CPU, in MiB (None: computed from the batch, the lengths and "
-        "the model, what the engine's sequences need plus a 64 MiB floor; 2048 for an engine "
-        "not told its batch)",
+        f"the model, what the engine's sequences need plus a {FLOOR_MIB} MiB floor; "
+        f"{UNSIZED_KV_CACHE_MIB} for an engine not told its batch)",
     )
     max_num_seqs: int = Field(64, ge=1, description="sequences decoded together")
 

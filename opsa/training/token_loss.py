@@ -69,6 +69,9 @@ def distill_terms(
     return value, value.detach()
 
 
+FULL_HEAD_SHARE = 0.5  # the support-only head's limit: past it, the whole head runs
+
+
 def distill_from_hidden(
     spec: DistillSpec,
     student_head: torch.nn.Module,
@@ -101,8 +104,11 @@ def renormalised_terms(
 
 def head_columns(head: torch.nn.Linear, hidden: Tensor, idx: Tensor) -> Tensor:
     """`head(hidden).gather(-1, idx)` without the other columns: one matmul against the head's
-    rows for the ids that occur anywhere in `idx` [n, k]."""
+    rows for the ids that occur anywhere in `idx` [n, k]. Where those ids cover more than
+    `FULL_HEAD_SHARE` of the vocabulary, the whole head is cheaper than gathering its rows."""
     cols, where = torch.unique(idx, return_inverse=True)
+    if cols.numel() > FULL_HEAD_SHARE * head.out_features:
+        return head(hidden).gather(-1, idx)
     bias = head.bias.index_select(0, cols) if head.bias is not None else None
     return F.linear(hidden, head.weight.index_select(0, cols), bias).gather(-1, where)
 

@@ -365,6 +365,24 @@ def test_support_only_head_matches_the_full_head_in_value_and_gradient(setting, 
     assert grads["support"][3].abs().sum() > 0  # the gradient reached the head
 
 
+def test_a_support_covering_most_of_the_vocabulary_runs_the_whole_head():
+    """Past FULL_HEAD_SHARE of the vocabulary the head runs whole (once), with the same values
+    as the support-only path."""
+    from opsa.training.token_loss import FULL_HEAD_SHARE, head_columns
+
+    torch.manual_seed(3)
+    head = counting_head(24, 100, bias=True)
+    hidden = torch.randn(5, 24)
+    few = torch.randint(0, 100, (5, 8))
+    many = torch.randperm(100)[: int(FULL_HEAD_SHARE * 100) + 1].expand(5, -1)
+    for idx, full_calls in ((few, 0), (many, 1)):
+        head.full_calls = 0
+        gathered = head_columns(head, hidden, idx)
+        assert head.full_calls == full_calls
+        full = torch.nn.functional.linear(hidden, head.weight, head.bias).gather(-1, idx)
+        assert torch.allclose(gathered, full, atol=1e-6)
+
+
 def test_support_only_head_on_the_embedded_model(tiny_model_dir):
     """The same equality on a transformers model's own LM head and hidden states."""
     from transformers import AutoModelForCausalLM

@@ -1,4 +1,5 @@
-"""The smoke pipeline through a real one-node SLURM cluster on localhost, with profiles/slurm.
+"""Pipeline jobs of every kind through a real one-node SLURM cluster on localhost, with
+profiles/slurm.
 
 scripts/slurm-localhost.sh installs slurm-wlm and munge when missing (apt-get), starts munged,
 slurmctld and slurmd with two fake GPUs, and stops what it started. Needs root (or
@@ -11,12 +12,13 @@ import os
 import re
 import shutil
 import subprocess
-import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 import yaml
+
+from tests.workflow.test_reruns import job_counts
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "scripts/slurm-localhost.sh"
@@ -59,36 +61,44 @@ def slurm_jobs() -> list[dict[str, str]]:
     return [dict(re.findall(r"(\w+)=(\S*)", line)) for line in out.splitlines() if line]
 
 
-@pytest.mark.slow
-def test_smoke_pipeline_runs_through_sbatch_with_the_profile(
-    slurm_cluster: Path, tmp_path: Path
-) -> None:
-    work = tmp_path / "work"
-    # the smoke config without its analyses: they add jobs, not SLURM mechanics
-    config = yaml.safe_load((ROOT / ".test/config/config.yaml").read_text())
-    config["analysis"]["jailbreak"]["enabled"] = False
-    config["analysis"]["token_divergence"]["enabled"] = False
-    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
-    env = os.environ | {"PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
-    run = subprocess.run(
-        [
-            sys.executable, "-m", "snakemake", "--profile", str(ROOT / "profiles/slurm"),
-            "--snakefile", str(ROOT / "workflow/Snakefile"), "--directory", str(work),
-            "--configfile", str(tmp_path / "config.yaml"), "--replace-workflow-config",
-            # what this one-node cluster differs in from the profile's placeholders: its
-            # partition, no accounting, two cores
-            "--default-resources", "slurm_partition=debug", "mem_mb=1000", "runtime=30",
-            "--slurm-no-account", "--slurm-status-command", "squeue",
-            "--slurm-init-seconds-before-status-checks", "5", "--max-threads", "1",
-        ],
-        capture_output=True, text=True, env=env, timeout=1500,
-    )  # fmt: skip
-    assert run.returncode == 0, run.stderr[-4000:]
+# Slurm options for this one-node cluster, where it differs from the profile's placeholders:
+# its partition, no accounting, two cores.
+SLURM_OPTIONS = [
+    "--profile", "profiles/slurm",
+    "--default-resources", "slurm_partition=debug", "mem_mb=1000", "runtime=30",
+    "--slurm-no-account", "--slurm-status-command", "squeue",
+    "--slurm-init-seconds-before-status-checks", "5", "--max-threads", "1",
+]  # fmt: skip
+# In a copy of the shared smoke run (scripts/ablation.sh): off-policy SD sampled again (its
+# pairs, training, generation, judging and evaluation) and one evaluation set resized (its
+# preparation, and every variant's generation on it); the analyses are not run again.
+OVERLAY = {
+    "training": {"seeds": [0], "offpolicy": {"sampling": {"max_new_tokens": 20}}},
+    "datasets": {"arithmetic": {"n": 6}},
+    "analysis": {"jailbreak": {"enabled": False}, "token_divergence": {"enabled": False}},
+}
 
+
+@pytest.mark.slow
+def test_jobs_of_every_kind_run_through_sbatch_with_the_profile(
+    slurm_cluster: Path, smoke_clone: Path, tool: Callable
+) -> None:
+    (smoke_clone / "slurm.yaml").write_text(yaml.safe_dump(OVERLAY))
+    ablation = ["bash", "scripts/ablation.sh", "slurm", "slurm.yaml", *SLURM_OPTIONS]
+    run = tool(ablation, cwd=smoke_clone)
+    # and the context search's scoring, alone (it would otherwise retrain everything)
+    scoring = tool([*ablation, "--forcerun", "score_flip_rate", "--until", "score_flip_rate"],
+                   cwd=smoke_clone)  # fmt: skip
+    planned = job_counts(run.stdout + run.stderr)
+    assert planned["train"] == planned["offpolicy_pairs"] == planned["prepare_data"] == 1, planned
+    assert job_counts(scoring.stdout + scoring.stderr) == {"score_flip_rate": 2}
+
+    work = smoke_clone / "runs/slurm"
     report = work / "results/report"
     assert "harmful_compliance" in (report / "summary.md").read_text()
     assert "| smollm2-135m | 1 |" in (report / "grid.md").read_text()
-    assert (work / "results/models/smollm2-135m/opsa/model.safetensors").is_file()
+    sd = work / "results/models/smollm2-135m/offpolicy_sd/model.safetensors"
+    assert sd.stat().st_ino != (smoke_clone / sd.relative_to(work)).stat().st_ino  # retrained
 
     jobs = slurm_jobs()
     rules = {j["Comment"].split("_wildcards")[0].removeprefix("rule_"): j for j in jobs}
@@ -99,5 +109,4 @@ def test_smoke_pipeline_runs_through_sbatch_with_the_profile(
         assert rules[rule].get("TresPerJob") == "gres:gpu:1", (rule, rules[rule])
     for rule in CPU_RULES:  # the smoke config's judge is a pattern judge: no GPU
         assert "gpu" not in rules[rule].get("TresPerJob", ""), (rule, rules[rule])
-    done = re.findall(r"(\d+) of (\d+) steps \(100%\) done", run.stderr)
-    assert done and len(jobs) == int(done[-1][1]) - 1  # every job but the local `all`
+    assert len(jobs) == sum(planned.values()) + 2  # every job but the local `all`
