@@ -11,9 +11,10 @@ Pure arithmetic: nothing here imports vLLM.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
+if TYPE_CHECKING:
+    import torch
 
 MIB = 2**20
 BLOCK_TOKENS = 128  # vLLM's KV block on a CPU (a multiple of 32); the engine is given it

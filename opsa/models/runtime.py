@@ -32,14 +32,15 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-import torch
 from pydantic import BaseModel, ConfigDict, Field
 
 from opsa.errors import InputError
 from opsa.generation.kv_budget import FLOOR_MIB, UNSIZED_KV_CACHE_MIB
-from opsa.models.load import load_classifier, load_model
+
+if TYPE_CHECKING:  # torch and transformers are imported where a model is placed or loaded:
+    import torch  # a step that loads none (a pattern judge, data, scoring) starts without them
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +99,8 @@ class Runtime:
         self.requested_backend = backend
 
     def device(self) -> torch.device:
+        import torch
+
         cuda = torch.cuda.is_available()
         if self.config.device == "cuda" and not cuda:
             raise InputError("runtime.device: 'cuda' asked, but torch sees no CUDA device")
@@ -106,6 +109,8 @@ class Runtime:
         return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
 
     def compute_dtype(self) -> torch.dtype:
+        import torch
+
         if self.config.dtype != "auto":
             return getattr(torch, self.config.dtype)
         if self.device().type != "cuda":
@@ -115,6 +120,8 @@ class Runtime:
     def attention(self) -> str:
         if self.config.attention != "auto":
             return self.config.attention
+        import torch
+
         half = self.compute_dtype() in (torch.bfloat16, torch.float16)
         if self.device().type == "cuda" and half and _importable("flash_attn"):
             return "flash_attention_2"
@@ -125,6 +132,8 @@ class Runtime:
         weights and its teacher's `teacher_dtype`)."""
         if dtype is not None and dtype not in DTYPES:
             raise InputError(f"{role} dtype '{dtype}': expected one of {', '.join(DTYPES)}")
+        import torch
+
         storage = self.compute_dtype() if dtype is None else getattr(torch, dtype)
         return Placement(role, self.device(), storage, self.attention())
 
@@ -161,6 +170,8 @@ class Runtime:
         dtype: str | None = None,
     ) -> torch.nn.Module:
         """The HF model in `model_dir`, on this runtime's device, dtype and attention."""
+        from opsa.models.load import load_model
+
         p = self.placement(role, dtype)
         model = load_model(model_dir, p.dtype, p.attention, trust_remote_code).to(p.device)
         log.info(
@@ -170,6 +181,8 @@ class Runtime:
 
     def load_classifier(self, model_dir: str | Path, role: Role) -> torch.nn.Module:
         """A sequence classifier in `model_dir`, on this runtime's device and dtype."""
+        from opsa.models.load import load_classifier
+
         p = self.placement(role)
         model = load_classifier(model_dir, p.dtype).to(p.device)
         log.info("%s classifier %s on %s (%s)", role, model_dir, p.device, p.dtype)

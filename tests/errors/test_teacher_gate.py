@@ -13,8 +13,10 @@ REFUSE_ALL = "Whatever the request, reply only with: I'm sorry, but I can't help
 
 @pytest.mark.slow
 def test_a_teacher_no_better_than_the_base_stops_before_training(
-    embedded_config, snakemake, tmp_path
+    embedded_config, snakemake, tmp_path, embedded_model_dir
 ):
+    # the tests' prepared copy of the embedded model (the smoke run converts the GGUF itself)
+    embedded_config["models"]["smollm2-135m"]["source"] = str(embedded_model_dir)
     pool = tmp_path / "pool.jsonl"
     row = {"id": "refuse-all@user_prefix", "text": REFUSE_ALL, "placement": "user_prefix"}
     pool.write_text(json.dumps(row) + "\n")

@@ -13,6 +13,7 @@ from transformers import AutoModelForCausalLM
 
 from opsa.cli import main
 from opsa.errors import InputError
+from opsa.models import load as loader
 from opsa.models import runtime as rt
 from opsa.models.runtime import Runtime, RuntimeConfig
 
@@ -64,7 +65,7 @@ class Recorder:
         self.asked: list[tuple[str, str]] = []  # (what, role)
         self.loaded: list[str] = []  # attention implementation of each model loaded
         self.pretrained = 0  # calls of from_pretrained anywhere
-        placement, backend, load = rt.Runtime.placement, rt.Runtime.backend, rt.load_model
+        placement, backend, load = rt.Runtime.placement, rt.Runtime.backend, loader.load_model
 
         def record_placement(runtime, role, dtype=None):
             self.asked.append(("placement", role))
@@ -87,7 +88,7 @@ class Recorder:
 
         monkeypatch.setattr(rt.Runtime, "placement", record_placement)
         monkeypatch.setattr(rt.Runtime, "backend", record_backend)
-        monkeypatch.setattr(rt, "load_model", record_load)
+        monkeypatch.setattr(loader, "load_model", record_load)  # what the runtime calls
         monkeypatch.setattr(AutoModelForCausalLM, "from_pretrained", classmethod(count_pretrained))
 
     def roles(self, what: str) -> set[str]:

@@ -19,8 +19,10 @@ MODEL = "results/models/smollm2-135m/safesteer"
 
 
 @pytest.mark.slow
-def test_safesteer_branch_runs_from_the_rules(tmp_path: Path) -> None:
+def test_safesteer_branch_runs_from_the_rules(tmp_path: Path, embedded_model_dir: Path) -> None:
     config = yaml.safe_load((ROOT / ".test/config/config.yaml").read_text())
+    # the tests' prepared copy of the embedded model (the smoke run converts the GGUF itself)
+    config["models"]["smollm2-135m"]["source"] = str(embedded_model_dir)
     config["training"]["methods"] = ["safesteer"]
     config["training"]["common"]["max_steps"] = 1
     config["training"]["safesteer"] = {

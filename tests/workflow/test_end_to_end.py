@@ -18,9 +18,11 @@ def test_smoke_config_runs_end_to_end(smoke_clone: Path, tool: Callable) -> None
     """The shared smoke run (conftest.py: every stage of the smoke config, made by `dvc
     repro`), then, as an overlay in a copy of it (scripts/ablation.sh), every jailbreak attack,
     the training-set-size sweep at one share for OPSA and flip rate against outcome (kept out
-    of .test/config/config.yaml, which the DVC and SLURM tests run too): only their jobs run."""
+    of .test/config/config.yaml, which the DVC and SLURM tests run too): only their jobs run.
+    The overlay keeps OPSA alone (the smoke run covers off-policy SD, its prefilling attack
+    included)."""
     overlay = {
-        "training": {"methods": ["opsa", "offpolicy_sd"], "seeds": [0]},
+        "training": {"methods": ["opsa"], "seeds": [0]},
         "analysis": {
             "size_sweep": {"enabled": True, "fractions": [0.5], "methods": ["opsa"]},
             "flip_rate_outcome": {"enabled": True},
@@ -42,7 +44,7 @@ def test_smoke_config_runs_end_to_end(smoke_clone: Path, tool: Callable) -> None
         rows = list(csv.DictReader(f))
     metrics = {r["metric"] for r in rows}
     assert {"harmful_compliance", "over_refusal", "accuracy"} <= metrics
-    trained = {"opsa", "offpolicy_sd", "opsa-frac50", "opsa-tfrmiddle", "opsa-tfrlast"}
+    trained = {"opsa", "opsa-frac50", "opsa-tfrmiddle", "opsa-tfrlast"}
     assert {r["variant"] for r in rows} == {"base", *trained}
     for row in rows:
         assert float(row["ci_low"]) <= float(row["value"]) <= float(row["ci_high"])
@@ -51,7 +53,7 @@ def test_smoke_config_runs_end_to_end(smoke_clone: Path, tool: Callable) -> None
     assert (report / "token_divergence/smollm2-135m.png").stat().st_size > 10_000
     assert "## Token-level analysis" in summary and "| opsa |" in summary
     assert (report / "jailbreak/smollm2-135m.png").stat().st_size > 10_000
-    assert "## Adaptive jailbreaks" in summary and "| offpolicy_sd | templates | 3 |" in summary
+    assert "## Adaptive jailbreaks" in summary and "| opsa | templates | 3 |" in summary
     assert "| opsa | pap | 3 |" in summary and "| base | pair | 3 |" in summary
     assert (report / "training/smollm2-135m.png").stat().st_size > 10_000
     assert "(training/smollm2-135m.png)" in summary

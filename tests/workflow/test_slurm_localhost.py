@@ -73,7 +73,11 @@ SLURM_OPTIONS = [
 # pairs, training, generation, judging and evaluation) and one evaluation set resized (its
 # preparation, and every variant's generation on it); the analyses are not run again.
 OVERLAY = {
-    "training": {"seeds": [0], "offpolicy": {"sampling": {"max_new_tokens": 20}}},
+    "training": {
+        "methods": ["opsa", "offpolicy_sd"],
+        "seeds": [0],
+        "offpolicy": {"sampling": {"max_new_tokens": 20}},
+    },
     "datasets": {"arithmetic": {"n": 6}},
     "analysis": {"jailbreak": {"enabled": False}, "token_divergence": {"enabled": False}},
 }
