@@ -1,9 +1,9 @@
 """One method trained in two runs of the pipeline, compared on the same prompts.
 
-A sensitivity overlay (config/sensitivity/) or an off-policy filter arm (config/sd_filter/)
+A sensitivity overlay or an off-policy filter arm (config/ablations/, scripts/ablation.sh)
 changes how a method trains without changing its variants' names, so it runs in a directory
 of its own: a copy of a finished run, where Snakemake retrains only what the overlay changes
-(docs/running.md, "Ablations in a directory of their own"). This module reads the evaluation
+(docs/running.md, "Ablations in a folder of their own"). This module reads the evaluation
 records of the reference run and of each arm and compares the arm's variants of the method
 with the reference's, seed by seed: every evaluation set is resampled with the same stream in
 every run of a config (opsa.evaluation.bootstrap), so the paired bootstrap of
