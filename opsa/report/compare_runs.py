@@ -19,6 +19,7 @@ from pathlib import Path
 
 from opsa.errors import InputError
 from opsa.layout import Paths, Variant, fill, folder
+from opsa.prompting.sets import load_selected_contexts
 from opsa.records import read_json
 from opsa.report.evaluations import Record, read_evaluations
 from opsa.report.grid import seed_interval, training_seed
@@ -83,6 +84,20 @@ def changed_settings(reference: Path, arm: Path, model: str, method: str) -> dic
     }
 
 
+def changed_contexts(reference: Path, arm: Path, model: str) -> dict[str, tuple]:
+    """The contexts the arm trained with where they differ from the reference's (a pinned c_h
+    or c_b is not a training setting): "c_h"/"c_b" -> (reference id, arm id), read from both
+    runs' selected.json (absent files: nothing to tell)."""
+    name = fill(Paths.selected, model=model)
+    if not (reference / name).is_file() or not (arm / name).is_file():
+        return {}
+    ids = [
+        [c.id if c else None for c in load_selected_contexts(root / name)]
+        for root in (reference, arm)
+    ]
+    return {key: (a, b) for key, a, b in zip(("c_h", "c_b"), *ids, strict=True) if a != b}
+
+
 def levels(records: list[Record], model: str, method: str) -> dict[str, str]:
     """Each quantity of `method` over its seeds in one run: mean [Student-t interval]."""
     by_variant: dict[str, list[Record]] = defaultdict(list)
@@ -125,7 +140,8 @@ def markdown(
         records = run_records(root)
         diffs = arm_differences(ref_records, records, arm_name, method)
         for model in sorted({d.model for d in diffs}):
-            changed = changed_settings(reference, root, model, method)
+            changed = changed_contexts(reference, root, model)
+            changed |= changed_settings(reference, root, model, method)
             told = ", ".join(f"{k}: {a} → {b}" for k, (a, b) in changed.items()) or "–"
             ref_level = levels(ref_records, model, method)
             arm_level = levels(records, model, method)

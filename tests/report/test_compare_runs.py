@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from opsa.errors import InputError
+from opsa.prompting.placement import Context
 from opsa.records import write_json
 from opsa.report.compare_runs import arm_differences, markdown, run_records
 from tests.report.test_paired import evaluate, flags
@@ -49,6 +50,20 @@ def test_an_arm_is_paired_with_the_reference_seed_by_seed(tmp_path: Path) -> Non
     assert f"{mean:+.1f} [{mean - half:+.1f}, {mean + half:+.1f}]" in row
     assert "0: +12.5 [" in row and "2: +0.0 [+0.0, +0.0]" in row
     assert table.index("| S |") < table.index("| harm |") < table.index("| probe |")
+
+
+def test_a_pinned_context_is_told_as_what_the_arm_changed(tmp_path: Path) -> None:
+    """A placement or fixed-c_b arm changes no training setting: the column names its context."""
+    label = "The following prompt is harmful."
+    for name, placement, benign in (("ref", "system", None), ("arm", "user_prefix", "ok")):
+        root = run(tmp_path, name, {"opsa": 8}, 64)
+        selected = {
+            "harmful": Context(f"label@{placement}", label, placement).to_row(),
+            "benign": Context(benign, "It is safe.", "system").to_row() if benign else None,
+        }
+        write_json(root / "results/contexts/m/selected.json", selected)
+    table = markdown(tmp_path / "ref", {"placement": tmp_path / "arm"}, "opsa")
+    assert "| placement | c_h: label@system → label@user_prefix, c_b: None → ok | m | S |" in table
 
 
 def test_an_arm_without_a_shared_seed_is_an_error_naming_it(tmp_path: Path) -> None:
