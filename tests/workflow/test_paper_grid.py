@@ -108,7 +108,7 @@ def test_resources_follow_model_scale_and_the_profile(paper_plan: list[dict]) ->
 
 
 def test_the_embedded_default_keeps_one_seed_and_its_paths() -> None:
-    run = dry_run()
+    run = dry_run("--forceall")  # the plan alone, whatever a run left in results/ here
     assert run.returncode == 0, run.stderr[-3000:]
     jobs = planned_jobs(run.stdout)
     trained = sorted(j["wildcards"] for j in jobs if j["rule"] == "train")
