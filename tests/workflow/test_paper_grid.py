@@ -16,8 +16,9 @@ PAPER = yaml.safe_load((ROOT / "config/paper.yaml").read_text())
 
 
 def dry_run(*args: str) -> subprocess.CompletedProcess[str]:
+    """The whole plan from this checkout (--forceall: whatever a run left in results/ here)."""
     return subprocess.run(
-        [sys.executable, "-m", "snakemake", "-n", *args],
+        [sys.executable, "-m", "snakemake", "-n", "--forceall", *args],
         cwd=ROOT, capture_output=True, text=True, timeout=600,
     )  # fmt: skip
 
@@ -108,7 +109,7 @@ def test_resources_follow_model_scale_and_the_profile(paper_plan: list[dict]) ->
 
 
 def test_the_embedded_default_keeps_one_seed_and_its_paths() -> None:
-    run = dry_run("--forceall")  # the plan alone, whatever a run left in results/ here
+    run = dry_run()
     assert run.returncode == 0, run.stderr[-3000:]
     jobs = planned_jobs(run.stdout)
     trained = sorted(j["wildcards"] for j in jobs if j["rule"] == "train")
